@@ -1,0 +1,444 @@
+// Package config owns nagare's server configuration: built-in defaults, an
+// optional YAML file, NAGARE_* environment variables and command-line
+// flags, in that order of precedence. Every problem is reported in one
+// pass, file problems with their line and column.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server configuration.
+type Config struct {
+	ConfigFile string // where the YAML came from, if anywhere
+
+	Listen     string
+	DataDir    string
+	DB         string
+	NATS       string
+	NATSListen string
+	Files      string
+	PublicURL  string
+	NodeName   string
+
+	LogFormat string
+	LogLevel  string
+
+	SecretKey     string // base64 of 32 bytes; encrypts credentials, signs URLs
+	RootEmail     string
+	RootPassword  string
+	RootAuthKeyID string
+	RootAuthKey   string
+
+	TokenTimeout    time.Duration
+	SignedURLTTL    time.Duration
+	ShutdownTimeout time.Duration
+	MaxPublishBytes int64
+	MaxFileBytes    int64
+}
+
+type kind int
+
+const (
+	kString kind = iota
+	kDuration
+	kBytes
+)
+
+// field describes one setting; the table drives YAML keys, env names,
+// flags and the --help text, so they cannot drift apart.
+type field struct {
+	key    string // YAML key and flag name
+	env    string
+	kind   kind
+	def    string
+	secret bool // never echoed in errors
+	help   string
+	str    func(*Config) *string
+	dur    func(*Config) *time.Duration
+	num    func(*Config) *int64
+}
+
+var fields = []field{
+	{key: "listen", env: "NAGARE_LISTEN", def: ":8080", help: "HTTP listen address host:port", str: func(c *Config) *string { return &c.Listen }},
+	{key: "data", env: "NAGARE_DATA", def: "./data", help: "data directory (SQLite, JetStream, files, keys)", str: func(c *Config) *string { return &c.DataDir }},
+	{key: "db", env: "NAGARE_DB", def: "", help: "database: empty for SQLite in the data dir, sqlite://PATH, or postgres://user:pass@host/db", secret: true, str: func(c *Config) *string { return &c.DB }},
+	{key: "nats", env: "NAGARE_NATS", def: "", help: "external NATS URLs (nats://a:4222,nats://b:4222); empty embeds a server", str: func(c *Config) *string { return &c.NATS }},
+	{key: "nats-listen", env: "NAGARE_NATS_LISTEN", def: "", help: "expose the embedded NATS client port on host:port (default: in-process only)", str: func(c *Config) *string { return &c.NATSListen }},
+	{key: "files", env: "NAGARE_FILES", def: "", help: "Harvest Files store: empty for DATA/files, file:///dir, s3://bucket?region=…, azblob://container", str: func(c *Config) *string { return &c.Files }},
+	{key: "public-url", env: "NAGARE_PUBLIC_URL", def: "", help: "externally reachable base URL used in signed links (default http://<listen>)", str: func(c *Config) *string { return &c.PublicURL }},
+	{key: "node-name", env: "NAGARE_NODE_NAME", def: "", help: "node name in logs and NATS (default: host name)", str: func(c *Config) *string { return &c.NodeName }},
+	{key: "log-format", env: "NAGARE_LOG_FORMAT", def: "text", help: "log format: text or json", str: func(c *Config) *string { return &c.LogFormat }},
+	{key: "log-level", env: "NAGARE_LOG_LEVEL", def: "info", help: "log level: debug, info, warn, error", str: func(c *Config) *string { return &c.LogLevel }},
+	{key: "secret-key", env: "NAGARE_SECRET_KEY", def: "", secret: true, help: "base64 32-byte key for credentials and signed URLs (default: DATA/secret.key, created on first start)", str: func(c *Config) *string { return &c.SecretKey }},
+	{key: "root-email", env: "NAGARE_ROOT_EMAIL", def: "root@nagare.local", help: "root account e-mail for email/password login", str: func(c *Config) *string { return &c.RootEmail }},
+	{key: "root-password", env: "NAGARE_ROOT_PASSWORD", def: "", secret: true, help: "sets the root account password at start (min 8 chars)", str: func(c *Config) *string { return &c.RootPassword }},
+	{key: "root-auth-key-id", env: "NAGARE_ROOT_AUTH_KEY_ID", def: "", help: "root auth key id to install at start (with root-auth-key)", str: func(c *Config) *string { return &c.RootAuthKeyID }},
+	{key: "root-auth-key", env: "NAGARE_ROOT_AUTH_KEY", def: "", secret: true, help: "root auth key secret to install at start", str: func(c *Config) *string { return &c.RootAuthKey }},
+	{key: "token-timeout", env: "NAGARE_TOKEN_TIMEOUT", kind: kDuration, def: "24h", help: "default API token lifetime (180s..48h)", dur: func(c *Config) *time.Duration { return &c.TokenTimeout }},
+	{key: "signed-url-ttl", env: "NAGARE_SIGNED_URL_TTL", kind: kDuration, def: "15m", help: "lifetime of signed file download URLs", dur: func(c *Config) *time.Duration { return &c.SignedURLTTL }},
+	{key: "shutdown-timeout", env: "NAGARE_SHUTDOWN_TIMEOUT", kind: kDuration, def: "15s", help: "how long a graceful stop waits for requests to finish", dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
+	{key: "max-publish-bytes", env: "NAGARE_MAX_PUBLISH_BYTES", kind: kBytes, def: "256KiB", help: "largest accepted device publish payload", num: func(c *Config) *int64 { return &c.MaxPublishBytes }},
+	{key: "max-file-bytes", env: "NAGARE_MAX_FILE_BYTES", kind: kBytes, def: "100MiB", help: "largest accepted Harvest Files upload", num: func(c *Config) *int64 { return &c.MaxFileBytes }},
+}
+
+// Errors collects every configuration problem.
+type Errors []string
+
+func (e Errors) Error() string {
+	return "configuration has " + strconv.Itoa(len(e)) + " error(s):\n  " + strings.Join(e, "\n  ")
+}
+
+func (f *field) set(c *Config, v string) error {
+	switch f.kind {
+	case kDuration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 30s, 24h)", v)
+		}
+		*f.dur(c) = d
+	case kBytes:
+		n, err := ParseBytes(v)
+		if err != nil {
+			return err
+		}
+		*f.num(c) = n
+	default:
+		*f.str(c) = v
+	}
+	return nil
+}
+
+// ParseBytes parses sizes like 1024, 64KiB, 10MB, 1GiB.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 262144, 256KiB, 10MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() *Config {
+	c := &Config{}
+	for i := range fields {
+		if err := fields[i].set(c, fields[i].def); err != nil {
+			panic(err)
+		}
+	}
+	return c
+}
+
+// FlagSet builds the serve flags. Values given are recorded in set and
+// applied last by Load.
+func FlagSet(name string, set map[string]string, configFile *string, check *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(configFile, "c", os.Getenv("NAGARE_CONFIG"), "YAML config file (env NAGARE_CONFIG)")
+	fs.StringVar(configFile, "config", os.Getenv("NAGARE_CONFIG"), "YAML config file (env NAGARE_CONFIG)")
+	if check != nil {
+		fs.BoolVar(check, "t", false, "check the configuration, report every error, and exit")
+	}
+	for i := range fields {
+		f := &fields[i]
+		def := f.def
+		if f.secret {
+			def = ""
+		}
+		fs.Func(f.key, f.help+" (env "+f.env+")"+defaultNote(def), func(v string) error {
+			set[f.key] = v
+			return nil
+		})
+	}
+	return fs
+}
+
+func defaultNote(def string) string {
+	if def == "" {
+		return ""
+	}
+	return " [default " + def + "]"
+}
+
+// Load builds the configuration from defaults, the YAML file (if any),
+// the environment and the flag values in set, then validates it. The
+// returned error, if any, is an Errors listing every problem.
+func Load(configFile string, flagValues map[string]string, env func(string) string) (*Config, error) {
+	c := Defaults()
+	c.ConfigFile = configFile
+	var errs Errors
+	if configFile != "" {
+		errs = append(errs, loadFile(c, configFile)...)
+	}
+	for i := range fields {
+		f := &fields[i]
+		if v := env(f.env); v != "" {
+			if err := f.set(c, v); err != nil {
+				errs = append(errs, fmt.Sprintf("env %s: %v", f.env, err))
+			}
+		}
+	}
+	keys := make([]string, 0, len(flagValues))
+	for k := range flagValues {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		f := lookup(k)
+		if err := f.set(c, flagValues[k]); err != nil {
+			errs = append(errs, fmt.Sprintf("flag --%s: %v", k, err))
+		}
+	}
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return c, errs
+	}
+	return c, nil
+}
+
+func lookup(key string) *field {
+	k := strings.ReplaceAll(key, "_", "-")
+	for i := range fields {
+		if fields[i].key == k {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+func loadFile(c *Config, path string) Errors {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Errors{fmt.Sprintf("config file: %v", err)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Errors{fmt.Sprintf("%s: %v", path, err)}
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return Errors{fmt.Sprintf("%s:%d:%d: the config file must be a mapping of settings", path, root.Line, root.Column)}
+	}
+	var errs Errors
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		pos := fmt.Sprintf("%s:%d:%d", path, k.Line, k.Column)
+		f := lookup(k.Value)
+		if f == nil {
+			errs = append(errs, fmt.Sprintf("%s: unknown setting %q%s", pos, k.Value, suggest(k.Value)))
+			continue
+		}
+		if seen[f.key] {
+			errs = append(errs, fmt.Sprintf("%s: %q is set twice", pos, k.Value))
+			continue
+		}
+		seen[f.key] = true
+		if v.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Sprintf("%s:%d:%d: %s must be a single value", path, v.Line, v.Column, k.Value))
+			continue
+		}
+		if err := f.set(c, v.Value); err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d:%d: %s: %v", path, v.Line, v.Column, k.Value, err))
+		}
+	}
+	return errs
+}
+
+func suggest(key string) string {
+	best, bestD := "", 3
+	for _, f := range fields {
+		if d := distance(strings.ReplaceAll(key, "_", "-"), f.key); d < bestD {
+			best, bestD = f.key, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func (c *Config) validate() Errors {
+	var errs Errors
+	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.Listen)
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			add("nats-listen: %q is not host:port", c.NATSListen)
+		}
+		if c.NATS != "" {
+			add("nats-listen: only applies to the embedded server, but nats is set to an external URL")
+		}
+	}
+	if c.DataDir == "" {
+		add("data: must not be empty")
+	}
+	switch {
+	case c.DB == "", strings.HasPrefix(c.DB, "sqlite://"):
+	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
+		if _, err := url.Parse(c.DB); err != nil {
+			add("db: not a valid postgres URL")
+		}
+	default:
+		add("db: unsupported database URL scheme: use postgres://… or sqlite://PATH (or leave empty)")
+	}
+	if c.NATS != "" {
+		for _, u := range strings.Split(c.NATS, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls" && pu.Scheme != "ws" && pu.Scheme != "wss") || pu.Host == "" {
+				add("nats: %q is not a nats://host:port URL", u)
+			}
+		}
+	}
+	if c.Files != "" {
+		ok := false
+		for _, p := range []string{"file://", "s3://", "azblob://", "mem://"} {
+			ok = ok || strings.HasPrefix(c.Files, p)
+		}
+		if !ok {
+			add("files: unsupported store URL %q: use file:///dir, s3://bucket or azblob://container", redactQuery(c.Files))
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("public-url: %q must be an absolute http(s) URL", c.PublicURL)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add("log-format: %q must be text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log-level: %q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.SecretKey != "" {
+		if k, err := DecodeKey(c.SecretKey); err != nil || len(k) != 32 {
+			add("secret-key: must be base64 of exactly 32 bytes (generate with: head -c32 /dev/urandom | base64)")
+		}
+	}
+	if (c.RootAuthKeyID == "") != (c.RootAuthKey == "") {
+		add("root-auth-key-id and root-auth-key must be given together")
+	}
+	if c.RootAuthKeyID != "" && !strings.HasPrefix(c.RootAuthKeyID, "keyId-") {
+		add("root-auth-key-id: must start with keyId-")
+	}
+	if c.RootAuthKey != "" && (!strings.HasPrefix(c.RootAuthKey, "secret-") || len(c.RootAuthKey) < len("secret-")+16) {
+		add("root-auth-key: must start with secret- and have at least 16 characters after it")
+	}
+	if c.RootPassword != "" && len(c.RootPassword) < 8 {
+		add("root-password: must have at least 8 characters")
+	}
+	if !strings.Contains(c.RootEmail, "@") {
+		add("root-email: %q is not an e-mail address", c.RootEmail)
+	}
+	if c.TokenTimeout < 180*time.Second || c.TokenTimeout > 48*time.Hour {
+		add("token-timeout: %s must be between 180s and 48h", c.TokenTimeout)
+	}
+	if c.SignedURLTTL < time.Second || c.SignedURLTTL > 7*24*time.Hour {
+		add("signed-url-ttl: %s must be between 1s and 168h", c.SignedURLTTL)
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown-timeout: must be positive")
+	}
+	if c.MaxPublishBytes < 1 || c.MaxPublishBytes > 16<<20 {
+		add("max-publish-bytes: %d must be between 1 and 16MiB", c.MaxPublishBytes)
+	}
+	if c.MaxFileBytes < 1 {
+		add("max-file-bytes: must be positive")
+	}
+	return errs
+}
+
+// DecodeKey decodes a base64 key (standard or URL alphabet, padded or not).
+func DecodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil {
+			return k, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func redactQuery(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// PublicBase returns the base URL for links nagare hands out.
+func (c *Config) PublicBase() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(c.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Help lists every setting with its env variable, for docs.
+func Help() string {
+	var b strings.Builder
+	b.WriteString("| setting (YAML key / flag) | env | default | meaning |\n|---|---|---|---|\n")
+	for _, f := range fields {
+		def := f.def
+		if def == "" {
+			def = "—"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", f.key, f.env, def, f.help)
+	}
+	return b.String()
+}

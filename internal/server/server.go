@@ -1,0 +1,232 @@
+// Package server wires nagare together: configuration → stores, bus and
+// domain services → the HTTP API → a graceful stop that stops accepting,
+// drains requests and closes the stores.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nagare-iot/nagare/internal/api"
+	"github.com/nagare-iot/nagare/internal/auth"
+	"github.com/nagare-iot/nagare/internal/blob"
+	"github.com/nagare-iot/nagare/internal/bus"
+	"github.com/nagare-iot/nagare/internal/config"
+	"github.com/nagare-iot/nagare/internal/credentials"
+	"github.com/nagare-iot/nagare/internal/harvest"
+	"github.com/nagare-iot/nagare/internal/inventory"
+	"github.com/nagare-iot/nagare/internal/store"
+)
+
+// Server is a running nagare node.
+type Server struct {
+	Config      *config.Config
+	DB          *store.DB
+	Bus         *bus.Bus
+	Files       *blob.Store
+	Auth        *auth.Service
+	Inventory   *inventory.Service
+	Data        *harvest.Data
+	Credentials *credentials.Service
+	Router      *api.Router
+	OperatorID  string
+	Registry    *prometheus.Registry
+
+	http    *http.Server
+	ln      net.Listener
+	ready   atomic.Bool
+	closers []func()
+	stdout  io.Writer
+}
+
+// Options tune New for embedding (tests, demo).
+type Options struct {
+	// Stdout receives the one-time root auth key notice (default os.Stdout).
+	Stdout io.Writer
+}
+
+// New opens every component. On failure it closes what it opened.
+func New(ctx context.Context, cfg *config.Config, opt Options) (s *Server, err error) {
+	s = &Server{Config: cfg, Registry: prometheus.NewRegistry(), stdout: opt.Stdout}
+	if s.stdout == nil {
+		s.stdout = os.Stdout
+	}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	s.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	s.DB, err = store.Open(ctx, cfg.DB, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	s.closers = append(s.closers, func() { _ = s.DB.Close() })
+	slog.Info("database ready", "dialect", s.DB.Dialect)
+
+	keys, generated, err := credentials.OpenKeyring(ctx, s.DB, cfg.DataDir, cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		slog.Warn("generated a new secret key for credentials and signed URLs; back it up with the data directory", "path", cfg.DataDir+"/"+credentials.KeyFile)
+	}
+
+	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName})
+	if err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	s.closers = append(s.closers, s.Bus.Close)
+
+	s.Files, err = blob.Open(ctx, cfg.Files, cfg.DataDir, keys.Derive("signed-urls"), cfg.PublicBase())
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = s.Files.Close() })
+
+	s.Auth = auth.New(s.DB, cfg.TokenTimeout)
+	s.OperatorID, err = s.Auth.Bootstrap(ctx, auth.BootstrapOptions{
+		Email: cfg.RootEmail, Password: cfg.RootPassword,
+		RootKeyID: cfg.RootAuthKeyID, RootKey: cfg.RootAuthKey, DataDir: cfg.DataDir,
+		GeneratedKey: func(id, secret, path string) {
+			// Printed once, to stdout only (never to the log).
+			fmt.Fprintf(s.stdout, "\nnagare: generated the root auth key (shown once; also saved to %s, mode 0600)\n  authKeyId: %s\n  authKey:   %s\n\n", path, id, secret)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth bootstrap: %w", err)
+	}
+
+	s.Inventory = inventory.New(s.DB)
+	s.Data = harvest.NewData(s.DB, s.Bus, s.Inventory, harvest.DataOptions{MaxPublishBytes: cfg.MaxPublishBytes})
+	s.closers = append(s.closers, s.Data.Close)
+	files := harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
+	s.Credentials = credentials.New(s.DB, keys)
+
+	s.Router = api.NewRouter(s.Auth, s.Registry)
+	s.Auth.Register(s.Router)
+	s.Inventory.Register(s.Router)
+	s.Data.Register(s.Router)
+	files.Register(s.Router)
+	s.Credentials.Register(s.Router)
+	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	}))
+	s.Router.HandleHTTP("GET /readyz", http.HandlerFunc(s.readyz))
+	s.Router.HandleHTTP("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	s.Router.HandleHTTP(blob.SignedPath, http.HandlerFunc(s.Files.ServeSigned))
+	return s, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	switch {
+	case !s.ready.Load():
+		http.Error(w, "not ready: not accepting requests", http.StatusServiceUnavailable)
+	case s.DB.PingContext(ctx) != nil:
+		http.Error(w, "not ready: database unreachable", http.StatusServiceUnavailable)
+	case !s.Bus.Ready():
+		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+	default:
+		w.Write([]byte("ok\n"))
+	}
+}
+
+// Listen binds the HTTP listener (so callers learn the port before Serve).
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Config.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound HTTP address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers requests until ctx is cancelled, then stops gracefully:
+// readiness goes false, the listener closes, in-flight requests get
+// ShutdownTimeout to finish, and the stores are closed.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.http = &http.Server{
+		Handler:           s.Router,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	s.ready.Store(true)
+	slog.Info("nagare serving", "addr", s.Addr(), "operator", s.OperatorID, "public_url", s.Config.PublicBase())
+	go s.pruneLoop(ctx)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.ready.Store(false)
+	slog.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		slog.Warn("graceful shutdown incomplete", "err", err)
+	}
+	s.closeAll()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	slog.Info("stopped")
+	return nil
+}
+
+func (s *Server) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Auth.PruneTokens(ctx); err != nil {
+				slog.Warn("pruning tokens", "err", err)
+			} else if n > 0 {
+				slog.Debug("pruned expired tokens", "count", n)
+			}
+		}
+	}
+}
+
+// Close releases everything without serving (for New's callers that stop early).
+func (s *Server) Close() { s.closeAll() }
+
+func (s *Server) closeAll() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
