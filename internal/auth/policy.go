@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -93,9 +94,51 @@ func condEnv(r *http.Request, userName string, now time.Time) map[string]any {
 	}
 }
 
-// SORACOM's examples write dates with leading zeros (date(2023, 02, 01));
-// strip them so they are not read as octal.
-var leadingZeroRE = regexp.MustCompile(`\b0+([0-9])`)
+// stripLeadingZeros rewrites integer literals with leading zeros
+// (SORACOM's examples write date(2023, 02, 01)) so they are not read as
+// octal or rejected. String literals ('…', "…", `…`) and the digits after a
+// decimal point are left alone, so pathVariable('imsi') == '001010…' and
+// 1.05 keep their meaning.
+func stripLeadingZeros(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for j < len(s) && s[j] != c {
+				if s[j] == '\\' && c != '`' {
+					j++
+				}
+				j++
+			}
+			j = min(j+1, len(s)) // the closing quote
+			b.WriteString(s[i:j])
+			i = j
+		case isDigit(c) && (i == 0 || !isWordOrDot(s[i-1])):
+			j := i
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			num := strings.TrimLeft(s[i:j], "0")
+			if num == "" {
+				num = "0"
+			}
+			b.WriteString(num)
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isWordOrDot(c byte) bool {
+	return isDigit(c) || c == '_' || c == '.' || (c|0x20 >= 'a' && c|0x20 <= 'z')
+}
 
 // ParsePolicy parses and compiles a permission document, reporting every
 // problem it finds.
@@ -105,6 +148,12 @@ func ParsePolicy(doc string) (*Policy, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("permission is not a valid permission document: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("permission is not a valid permission document: unexpected data after the top-level object")
+	}
+	if raw.Statements == nil {
+		return nil, fmt.Errorf(`statements: required; a permission document looks like {"statements":[{"effect":"allow","api":["Device:*"]}]}`)
 	}
 	var problems []string
 	p := &Policy{}
@@ -125,6 +174,9 @@ func ParsePolicy(doc string) (*Policy, error) {
 		case json.Unmarshal(rs.API, &one) == nil:
 			many = []string{one}
 		case json.Unmarshal(rs.API, &many) == nil:
+			if len(many) == 0 {
+				problems = append(problems, fmt.Sprintf("statements[%d].api: required", i))
+			}
 		default:
 			problems = append(problems, fmt.Sprintf("statements[%d].api: must be a string or an array of strings", i))
 		}
@@ -135,7 +187,7 @@ func ParsePolicy(doc string) (*Policy, error) {
 		}
 		st.apis = many
 		if c := strings.TrimSpace(rs.Condition); c != "" {
-			prog, err := expr.Compile(leadingZeroRE.ReplaceAllString(c, "$1"),
+			prog, err := expr.Compile(stripLeadingZeros(c),
 				expr.Env(condEnv(nil, "", time.Time{})), expr.AsBool(), expr.MaxNodes(200))
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("statements[%d].condition: %v", i, firstLine(err.Error())))

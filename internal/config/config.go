@@ -22,7 +22,8 @@ import (
 
 // Config is the server configuration.
 type Config struct {
-	ConfigFile string // where the YAML came from, if anywhere
+	ConfigFile string            // where the YAML came from, if anywhere
+	origin     map[string]string // setting key → where it was set (file:line:col, env X, flag --x)
 
 	Listen     string
 	DataDir    string
@@ -188,6 +189,7 @@ func defaultNote(def string) string {
 func Load(configFile string, flagValues map[string]string, env func(string) string) (*Config, error) {
 	c := Defaults()
 	c.ConfigFile = configFile
+	c.origin = map[string]string{}
 	var errs Errors
 	if configFile != "" {
 		errs = append(errs, loadFile(c, configFile)...)
@@ -195,6 +197,7 @@ func Load(configFile string, flagValues map[string]string, env func(string) stri
 	for i := range fields {
 		f := &fields[i]
 		if v := env(f.env); v != "" {
+			c.origin[f.key] = "env " + f.env
 			if err := f.set(c, v); err != nil {
 				errs = append(errs, fmt.Sprintf("env %s: %v", f.env, err))
 			}
@@ -207,15 +210,28 @@ func Load(configFile string, flagValues map[string]string, env func(string) stri
 	sort.Strings(keys)
 	for _, k := range keys {
 		f := lookup(k)
+		c.origin[f.key] = "flag --" + f.key
 		if err := f.set(c, flagValues[k]); err != nil {
 			errs = append(errs, fmt.Sprintf("flag --%s: %v", k, err))
 		}
 	}
 	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return filePos(errs[i], configFile) < filePos(errs[j], configFile) })
 		return c, errs
 	}
 	return c, nil
+}
+
+// filePos orders messages by their position in the config file; messages
+// from env, flags or defaults sort after the file's.
+func filePos(msg, file string) int {
+	if file == "" || !strings.HasPrefix(msg, file+":") {
+		return 1 << 30
+	}
+	var line, col int
+	fmt.Sscanf(msg[len(file)+1:], "%d:%d", &line, &col)
+	return line<<10 + col
 }
 
 func lookup(key string) *field {
@@ -259,6 +275,7 @@ func loadFile(c *Config, path string) Errors {
 			continue
 		}
 		seen[f.key] = true
+		c.origin[f.key] = fmt.Sprintf("%s:%d:%d", path, v.Line, v.Column)
 		if v.Kind != yaml.ScalarNode {
 			errs = append(errs, fmt.Sprintf("%s:%d:%d: %s must be a single value", path, v.Line, v.Column, k.Value))
 			continue
@@ -306,7 +323,18 @@ func distance(a, b string) int {
 
 func (c *Config) validate() Errors {
 	var errs Errors
-	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	add := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		// Messages start with the setting's key; prefix where it was set.
+		key := msg
+		if i := strings.IndexAny(msg, ": "); i > 0 {
+			key = msg[:i]
+		}
+		if o := c.origin[key]; o != "" {
+			msg = o + ": " + msg
+		}
+		errs = append(errs, msg)
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen: %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.Listen)
 	}

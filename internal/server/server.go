@@ -58,8 +58,8 @@ type Options struct {
 }
 
 // New opens every component. On failure it closes what it opened.
-func New(ctx context.Context, cfg *config.Config, opt Options) (s *Server, err error) {
-	s = &Server{Config: cfg, Registry: prometheus.NewRegistry(), stdout: opt.Stdout}
+func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err error) {
+	s := &Server{Config: cfg, Registry: prometheus.NewRegistry(), stdout: opt.Stdout}
 	if s.stdout == nil {
 		s.stdout = os.Stdout
 	}

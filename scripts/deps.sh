@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing nagare needs on Debian, if missing:
+# Go ≥ 1.26 must already be on PATH (or in /usr/local/go); PostgreSQL comes
+# from Debian's packages for the PostgreSQL test pass.
+set -euo pipefail
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+  echo "deps.sh: Go 1.26 or newer is required (https://go.dev/dl/), not found on PATH" >&2
+  exit 1
+fi
+need=()
+ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps.sh: installing ${need[*]} from Debian's packages"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+go mod download
