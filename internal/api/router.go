@@ -33,6 +33,10 @@ type Op struct {
 	Auth    AuthMode
 	Summary string // one line for docs
 	Handler http.HandlerFunc
+	// Match tells apart operations that share Method and Path (e.g. a file
+	// GET and a directory listing with a trailing slash): the first
+	// operation whose Match is true serves the request; nil matches last.
+	Match func(*http.Request) bool
 }
 
 // Principal is the authenticated caller of an operation.
@@ -71,10 +75,11 @@ var opNameRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*:[a-z][A-Za-z0-9]*$`)
 
 // Router is the registry of operations and the HTTP handler that serves them.
 type Router struct {
-	mux   *http.ServeMux
-	auth  Authenticator
-	ops   []Op
-	names map[string]bool
+	mux    *http.ServeMux
+	auth   Authenticator
+	ops    []Op
+	names  map[string]bool
+	shared map[string][]Op // "METHOD PATH" → operations on that pattern
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -83,9 +88,10 @@ type Router struct {
 // NewRouter creates a router whose metrics are registered with reg.
 func NewRouter(auth Authenticator, reg prometheus.Registerer) *Router {
 	rt := &Router{
-		mux:   http.NewServeMux(),
-		auth:  auth,
-		names: map[string]bool{},
+		mux:    http.NewServeMux(),
+		auth:   auth,
+		names:  map[string]bool{},
+		shared: map[string][]Op{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nagare_http_requests_total", Help: "API requests by operation and status code.",
 		}, []string{"op", "code"}),
@@ -111,7 +117,28 @@ func (rt *Router) Handle(op Op) {
 	}
 	rt.names[op.Name] = true
 	rt.ops = append(rt.ops, op)
-	rt.mux.Handle(op.Method+" "+op.Path, rt.wrap(op))
+	pattern := op.Method + " " + op.Path
+	group := rt.shared[pattern]
+	// Keep operations with a Match ahead of the catch-all one.
+	i := len(group)
+	if op.Match != nil {
+		for i = 0; i < len(group) && group[i].Match != nil; i++ {
+		}
+	}
+	op.Handler = rt.wrap(op).ServeHTTP
+	group = append(group[:i], append([]Op{op}, group[i:]...)...)
+	rt.shared[pattern] = group
+	if len(group) == 1 {
+		rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			for _, o := range rt.shared[pattern] {
+				if o.Match == nil || o.Match(r) {
+					o.Handler(w, r)
+					return
+				}
+			}
+			WriteJSON(w, http.StatusNotFound, NotFound("no API operation at %s %s", r.Method, r.URL.Path))
+		})
+	}
 }
 
 // HandleHTTP mounts a plain handler (health, metrics, static files) that is

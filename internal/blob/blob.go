@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://
 	"gocloud.dev/blob/driver"
@@ -34,6 +35,7 @@ type Store struct {
 	Bucket *blob.Bucket
 	URL    string // redacted description for logs
 	local  bool   // file:// or mem://: URLs are signed and served by nagare
+	dir    string // file://: the bucket's directory
 	signer *fileblob.URLSignerHMAC
 }
 
@@ -58,7 +60,7 @@ func Open(ctx context.Context, rawURL, dataDir string, signKey []byte, publicBas
 		if err != nil {
 			return nil, fmt.Errorf("files %s: %w", dir, err)
 		}
-		s.Bucket, s.URL, s.local = b, "file://"+dir, true
+		s.Bucket, s.URL, s.local, s.dir = b, "file://"+dir, true, dir
 		return s, nil
 	}
 	b, err := blob.OpenBucket(ctx, rawURL)
@@ -155,10 +157,64 @@ func (s *Store) ServeSigned(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
 	w.Header().Set("Cache-Control", "private, max-age=60")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Stored files are uploaded by devices and users; served from nagare's
+	// origin, an HTML or SVG file must not run script there.
+	w.Header().Set("Content-Security-Policy", "sandbox")
 	if r.Method == http.MethodHead {
 		return
 	}
 	_, _ = io.Copy(w, rd)
+}
+
+// ListOptions lists keys under prefix, collapsing "directories" at
+// delimiter when it is not empty. When startAfter is set, stores that can
+// (S3) begin the listing after that key; others list from the start, so
+// callers must still skip keys up to and including startAfter.
+func (s *Store) ListOptions(prefix, delimiter, startAfter string) *blob.ListOptions {
+	opts := &blob.ListOptions{Prefix: prefix, Delimiter: delimiter}
+	// The S3 driver hex-escapes "__0x" sequences in keys; a raw start key
+	// containing one would not compare like the stored key.
+	if startAfter == "" || strings.Contains(startAfter, "__0x") {
+		return opts
+	}
+	opts.BeforeList = func(as func(any) bool) error {
+		var in *s3.ListObjectsV2Input
+		if as(&in) && in.ContinuationToken == nil {
+			in.StartAfter = &startAfter
+		}
+		return nil
+	}
+	return opts
+}
+
+// Ordered reports whether List returns keys in ascending byte order.
+// Object stores do; a file:// store walks directories, so "a/b" can come
+// before "a-c", and callers must not stop listing early on key order.
+func (s *Store) Ordered() bool { return s.dir == "" }
+
+// PruneDirs removes empty directories left behind in a file:// store at
+// key's own path and above it, up to the bucket root, so that a later
+// write of a file where an empty directory was (or below a removed one)
+// does not fail. Object stores have no directories: it does nothing there.
+func (s *Store) PruneDirs(key string) {
+	if s.dir == "" || strings.Contains(key, "__0x") || strings.ContainsRune(key, '\\') {
+		return
+	}
+	p := filepath.Join(s.dir, filepath.FromSlash(key))
+	if rel, err := filepath.Rel(s.dir, p); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+		p = filepath.Dir(p)
+	}
+	for p != s.dir && strings.HasPrefix(p, s.dir+string(filepath.Separator)) {
+		// os.Remove deletes only empty directories; stop at the first
+		// one that still holds something.
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || os.Remove(p) != nil {
+			return
+		}
+		p = filepath.Dir(p)
+	}
 }
 
 // redactURL drops query parameters, which may carry keys, from a store URL.

@@ -3,6 +3,25 @@
 package harvest
 
 import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nagare-iot/nagare/internal/api"
 	"github.com/nagare-iot/nagare/internal/bus"
 	"github.com/nagare-iot/nagare/internal/inventory"
@@ -11,24 +30,530 @@ import (
 
 // DataOptions limit Harvest Data.
 type DataOptions struct {
-	MaxPublishBytes int64
+	MaxPublishBytes int64 // largest entry; DefaultMaxPublishBytes when 0
 }
 
-// Data implements Harvest Data.
+// DefaultMaxPublishBytes is the entry size limit when none is configured.
+const DefaultMaxPublishBytes = 256 << 10
+
+// Harvest Data resource types (SORACOM's enum).
+const (
+	ResourceSubscriber   = "Subscriber"
+	ResourceLoraDevice   = "LoraDevice"
+	ResourceSim          = "Sim"
+	ResourceSigfoxDevice = "SigfoxDevice"
+	ResourceDevice       = "Device"
+	ResourceSoraCam      = "SoraCam"
+)
+
+var resourceTypes = map[string]bool{
+	ResourceSubscriber: true, ResourceLoraDevice: true, ResourceSim: true,
+	ResourceSigfoxDevice: true, ResourceDevice: true, ResourceSoraCam: true,
+}
+
+func checkResourceType(t string) error {
+	if !resourceTypes[t] {
+		return api.Invalid("resource_type %q must be one of Subscriber, LoraDevice, Sim, SigfoxDevice, Device, SoraCam", t)
+	}
+	return nil
+}
+
+// Stream is the JetStream stream every stored entry is published to, on
+// subject harvest.data.<resourceType>.<resourceId> (see Subject).
+const (
+	Stream        = "HARVEST"
+	SubjectPrefix = "harvest.data."
+	// OperatorHeader carries the entry's operator on bus messages.
+	OperatorHeader = "Nagare-Operator-Id"
+)
+
+// DataEntry is a SORACOM DataEntry. Content is the payload itself when it
+// is valid UTF-8 (text, JSON); any other payload is base64 and then
+// ContentEncoding is "base64" (a field SORACOM does not have).
+type DataEntry struct {
+	Time            int64  `json:"time"`
+	ContentType     string `json:"contentType"`
+	Content         string `json:"content"`
+	ContentEncoding string `json:"contentEncoding,omitempty"`
+	Category        string `json:"category"`
+	ResourceID      string `json:"resourceId"`
+	ResourceType    string `json:"resourceType"`
+}
+
+func newEntry(rtype, rid string, t int64, ctype string, content []byte, category string) DataEntry {
+	e := DataEntry{Time: t, ContentType: ctype, Category: category, ResourceID: rid, ResourceType: rtype}
+	if utf8.Valid(content) {
+		e.Content = string(content)
+	} else {
+		e.Content, e.ContentEncoding = base64.StdEncoding.EncodeToString(content), "base64"
+	}
+	return e
+}
+
+// DataResource is SORACOM's DataResourceMetadata.
+type DataResource struct {
+	ResourceType     string   `json:"resourceType"`
+	ResourceID       string   `json:"resourceId"`
+	LastModifiedTime int64    `json:"lastModifiedTime"`
+	AttributeNames   []string `json:"attributeNames"`
+}
+
+// Data implements Harvest Data. Writes go through one writer goroutine
+// that commits whatever is waiting in a single transaction (group commit),
+// then through one publisher goroutine that puts the entries on the bus.
 type Data struct {
 	db   *store.DB
 	bus  *bus.Bus
 	inv  *inventory.Service
 	opts DataOptions
+	now  func() time.Time
+
+	mu      sync.RWMutex // guards closed against sends on queue
+	closed  bool
+	queue   chan *pending
+	pubq    chan []*pending
+	stopped chan struct{}
+
+	m     dataMetrics
+	stmts struct{ insert, upsert, upsertAttrs *sql.Stmt }
 }
 
-// NewData creates the Harvest Data service.
-func NewData(db *store.DB, b *bus.Bus, inv *inventory.Service, opts DataOptions) *Data {
-	return &Data{db: db, bus: b, inv: inv, opts: opts}
+type dataMetrics struct {
+	stored, writeErrors, busPublished, busFailures prometheus.Counter
+	batchSize                                      prometheus.Histogram
+}
+
+// NewData creates the Harvest Data service, makes sure the HARVEST stream
+// exists, and starts the writer. Metrics are registered with reg when it
+// is not nil.
+func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Service, opts DataOptions, reg prometheus.Registerer) (*Data, error) {
+	if opts.MaxPublishBytes <= 0 {
+		opts.MaxPublishBytes = DefaultMaxPublishBytes
+	}
+	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "Harvest Data entries as they are stored",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      7 * 24 * time.Hour,
+	}); err != nil {
+		return nil, fmt.Errorf("harvest stream: %w", err)
+	}
+	d := &Data{
+		db: db, bus: b, inv: inv, opts: opts, now: time.Now,
+		queue:   make(chan *pending, 4*maxBatch),
+		pubq:    make(chan []*pending, 4),
+		stopped: make(chan struct{}),
+		m: dataMetrics{
+			stored:       prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_entries_stored_total", Help: "Harvest Data entries committed."}),
+			writeErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_write_errors_total", Help: "Harvest Data entries that could not be stored."}),
+			busPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_bus_published_total", Help: "Harvest Data entries acknowledged by the HARVEST stream."}),
+			busFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_bus_failures_total", Help: "Stored Harvest Data entries the HARVEST stream did not acknowledge."}),
+			batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nagare_harvest_batch_entries", Help: "Entries per Harvest Data write transaction.",
+				Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
+		},
+	}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}} {
+		st, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			d.closeStmts()
+			return nil, fmt.Errorf("harvest: %w", err)
+		}
+		*p.st = st
+	}
+	if reg != nil {
+		reg.MustRegister(d.m.stored, d.m.writeErrors, d.m.busPublished, d.m.busFailures, d.m.batchSize)
+	}
+	go d.writeLoop()
+	go d.publishLoop()
+	return d, nil
+}
+
+// Close stops accepting writes, commits and publishes what is queued, and
+// returns when the writer and publisher have stopped.
+func (d *Data) Close() {
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		close(d.queue)
+	}
+	d.mu.Unlock()
+	<-d.stopped
+	d.closeStmts()
+}
+
+func (d *Data) closeStmts() {
+	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// Put stores one entry and returns the time it was stored at: t, or the
+// first free millisecond after it when the resource already has an entry
+// at t. A zero t means now. It returns once the entry is committed and the
+// HARVEST stream has acknowledged it (or failed to; see publish). content
+// is kept until then, even when ctx ends first: do not modify it.
+func (d *Data) Put(ctx context.Context, operatorID, resourceType, resourceID, contentType string, content []byte, t time.Time) (time.Time, error) {
+	if err := checkResourceType(resourceType); err != nil {
+		return time.Time{}, err
+	}
+	if resourceID == "" || len(resourceID) > 255 {
+		return time.Time{}, api.Invalid("resource ID must be 1 to 255 bytes")
+	}
+	if int64(len(content)) > d.opts.MaxPublishBytes {
+		return time.Time{}, tooLarge(d.opts.MaxPublishBytes)
+	}
+	if t.IsZero() {
+		t = d.now()
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	p := &pending{op: operatorID, rtype: resourceType, rid: resourceID, ctype: contentType, content: content,
+		req: t.UnixMilli(), attrs: attributeNames(content), done: make(chan struct{})}
+	if err := d.enqueue(ctx, p); err != nil {
+		return time.Time{}, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		// The entry is queued and will still be stored.
+		return time.Time{}, ctx.Err()
+	}
+	if p.err != nil {
+		return time.Time{}, p.err
+	}
+	return time.UnixMilli(p.t), nil
+}
+
+func (d *Data) enqueue(ctx context.Context, p *pending) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "Harvest Data is shutting down; retry")
+	}
+	select {
+	case d.queue <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func tooLarge(limit int64) error {
+	return api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge,
+		"payload exceeds the %d-byte limit for one Harvest Data entry (server setting max-publish-bytes); nothing was stored", limit)
+}
+
+// attributeNames returns the sorted top-level keys of a JSON object
+// payload, or nil for anything else.
+func attributeNames(content []byte) []string {
+	s := strings.TrimSpace(string(content))
+	if !strings.HasPrefix(s, "{") {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(s), &m) != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Register mounts publish and the data query operations.
-func (d *Data) Register(rt *api.Router) {}
+func (d *Data) Register(rt *api.Router) {
+	rt.Handle(api.Op{Name: "Device:publishDeviceData", Method: "POST", Path: "/v1/devices/{device_id}/publish", Auth: api.AuthNone,
+		Summary: "Device publish to Harvest Data, authenticated by the device secret (query device_secret or header X-Device-Secret); " +
+			"any Content-Type (default application/octet-stream), optional X-Soracom-Timestamp (UNIX ms); 201 once stored. " +
+			"Entries are read back with content = the payload when it is valid UTF-8, else base64 with contentEncoding \"base64\"",
+		Handler: d.handlePublish})
+	rt.Handle(api.Op{Name: "DataEntry:getDataEntries", Method: "GET", Path: "/v1/data/{resource_type}/{resource_id}",
+		Summary: "List a resource's entries (from, to in UNIX ms; sort desc|asc; limit 1-1000, default 10; last_evaluated_key; next key in x-soracom-next-key). " +
+			"content is the payload when it is valid UTF-8, else base64 with contentEncoding \"base64\"",
+		Handler: func(w http.ResponseWriter, r *http.Request) {
+			d.serveEntries(w, r, r.PathValue("resource_type"), r.PathValue("resource_id"))
+		}})
+	rt.Handle(api.Op{Name: "Device:getDataFromDevice", Method: "GET", Path: "/v1/devices/{device_id}/data",
+		Summary: "List a device's Harvest Data entries (same query as DataEntry:getDataEntries)",
+		Handler: func(w http.ResponseWriter, r *http.Request) {
+			d.serveEntries(w, r, ResourceDevice, r.PathValue("device_id"))
+		}})
+	rt.Handle(api.Op{Name: "Sim:getDataFromSim", Method: "GET", Path: "/v1/sims/{sim_id}/data",
+		Summary: "List a SIM's Harvest Data entries (same query as DataEntry:getDataEntries)",
+		Handler: func(w http.ResponseWriter, r *http.Request) {
+			d.serveEntries(w, r, ResourceSim, r.PathValue("sim_id"))
+		}})
+	rt.Handle(api.Op{Name: "DataEntry:getDataEntry", Method: "GET", Path: "/v1/data/{resource_type}/{resource_id}/{time}",
+		Summary: "Get one entry by its time (UNIX ms)",
+		Handler: d.handleGetEntry})
+	rt.Handle(api.Op{Name: "DataEntry:deleteDataEntry", Method: "DELETE", Path: "/v1/data/{resource_type}/{resource_id}/{time}",
+		Summary: "Delete one entry by its time (UNIX ms); 404 if there is none",
+		Handler: d.handleDeleteEntry})
+	rt.Handle(api.Op{Name: "DataEntry:listDataSourceResources", Method: "GET", Path: "/v1/data/resources",
+		Summary: "List resources that have data (resource_type, limit 1-1000 default 100, last_evaluated_key = resourceType/resourceId; next key in x-soracom-next-key)",
+		Handler: d.handleListResources})
+}
 
-// Close flushes pending writes.
-func (d *Data) Close() {}
+// maxTimestamp is 9999-12-31T23:59:59.999Z in UNIX ms.
+const maxTimestamp = 253402300799999
+
+func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	secret := r.URL.Query().Get("device_secret")
+	if secret == "" {
+		secret = r.Header.Get("X-Device-Secret")
+	}
+	dev, err := d.inv.AuthenticateDevice(ctx, r.PathValue("device_id"), secret)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	on, err := d.inv.HarvestEnabled(ctx, dev)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if !on {
+		api.WriteError(w, r, api.Errorf(http.StatusBadRequest, api.CodeHarvestDisabled,
+			"Harvest Data is not enabled for device %s: put it in a group whose SoracomHarvest configuration has enabled=true", dev.DeviceID))
+		return
+	}
+	t := d.now()
+	if ts := r.Header.Get("X-Soracom-Timestamp"); ts != "" {
+		v, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil || v < 0 || v > maxTimestamp {
+			api.WriteError(w, r, api.BadRequest("X-Soracom-Timestamp %q must be a UNIX time in milliseconds", ts))
+			return
+		}
+		t = time.UnixMilli(v)
+	}
+	limit := d.opts.MaxPublishBytes
+	if r.ContentLength > limit {
+		api.WriteError(w, r, tooLarge(limit))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = tooLarge(limit)
+		} else {
+			err = api.BadRequest("reading the payload: %v", err)
+		}
+		api.WriteError(w, r, err)
+		return
+	}
+	if _, err := d.Put(ctx, dev.OperatorID, ResourceDevice, dev.DeviceID, strings.TrimSpace(r.Header.Get("Content-Type")), body, t); err != nil {
+		if ctx.Err() != nil {
+			return // the client is gone; the entry is still stored
+		}
+		api.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+const entryCols = "time, content_type, content, category"
+
+func scanEntry(row interface{ Scan(...any) error }, rtype, rid string) (DataEntry, error) {
+	var t int64
+	var ctype, category string
+	var content []byte
+	if err := row.Scan(&t, &ctype, &content, &category); err != nil {
+		return DataEntry{}, err
+	}
+	return newEntry(rtype, rid, t, ctype, content, category), nil
+}
+
+func (d *Data) serveEntries(w http.ResponseWriter, r *http.Request, rtype, rid string) {
+	out, err := d.entries(w, r, rtype, rid)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+func (d *Data) entries(w http.ResponseWriter, r *http.Request, rtype, rid string) ([]DataEntry, error) {
+	if err := checkResourceType(rtype); err != nil {
+		return nil, err
+	}
+	from, err := api.QueryInt(r, "from", 0, 0, math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	to, err := api.QueryInt(r, "to", math.MaxInt64, 0, math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := api.QueryInt(r, "limit", 10, 1, 1000)
+	if err != nil {
+		return nil, err
+	}
+	order := "DESC"
+	switch s := r.URL.Query().Get("sort"); s {
+	case "", "desc":
+	case "asc":
+		order = "ASC"
+	default:
+		return nil, api.BadRequest("sort must be desc or asc, not %q", s)
+	}
+	if r.URL.Query().Get("last_evaluated_key") != "" {
+		key, err := api.QueryInt(r, "last_evaluated_key", 0, 0, math.MaxInt64)
+		if err != nil {
+			return nil, err
+		}
+		// The key is the time of the last entry of the previous page.
+		if order == "DESC" {
+			to = min(to, key-1)
+		} else {
+			from = max(from, key+1)
+		}
+	}
+	rows, err := d.db.QueryContext(r.Context(), `SELECT `+entryCols+` FROM data_entries
+		WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time >= $4 AND time <= $5
+		ORDER BY time `+order+` LIMIT $6`, api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, from, to, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []DataEntry{}
+	for rows.Next() {
+		e, err := scanEntry(rows, rtype, rid)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(out)) == limit {
+			w.Header().Set("x-soracom-next-key", strconv.FormatInt(out[len(out)-1].Time, 10))
+			break
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// entryKey parses the {resource_type}/{resource_id}/{time} path.
+func entryKey(r *http.Request) (rtype, rid string, t int64, err error) {
+	rtype, rid = r.PathValue("resource_type"), r.PathValue("resource_id")
+	if err := checkResourceType(rtype); err != nil {
+		return "", "", 0, err
+	}
+	t, perr := strconv.ParseInt(r.PathValue("time"), 10, 64)
+	if perr != nil {
+		return "", "", 0, api.BadRequest("time %q must be a UNIX time in milliseconds", r.PathValue("time"))
+	}
+	return rtype, rid, t, nil
+}
+
+func entryNotFound(rtype, rid string, t int64) error {
+	return api.NotFound("no entry for %s %s at %d", rtype, rid, t)
+}
+
+func (d *Data) handleGetEntry(w http.ResponseWriter, r *http.Request) {
+	rtype, rid, t, err := entryKey(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	e, err := scanEntry(d.db.QueryRowContext(r.Context(), `SELECT `+entryCols+` FROM data_entries
+		WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time = $4`,
+		api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, t), rtype, rid)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = entryNotFound(rtype, rid, t)
+	}
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, e)
+}
+
+func (d *Data) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
+	rtype, rid, t, err := entryKey(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	res, err := d.db.ExecContext(r.Context(), `DELETE FROM data_entries
+		WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time = $4`,
+		api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, t)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			err = entryNotFound(rtype, rid, t)
+		}
+	}
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (d *Data) handleListResources(w http.ResponseWriter, r *http.Request) {
+	out, err := d.listResources(w, r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+func (d *Data) listResources(w http.ResponseWriter, r *http.Request) ([]DataResource, error) {
+	q := r.URL.Query()
+	limit, err := api.QueryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return nil, err
+	}
+	where := "operator_id = $1"
+	args := []any{api.PrincipalFrom(r.Context()).OperatorID}
+	if rt := q.Get("resource_type"); rt != "" {
+		if err := checkResourceType(rt); err != nil {
+			return nil, err
+		}
+		args = append(args, rt)
+		where += " AND resource_type = $2"
+	}
+	if key := q.Get("last_evaluated_key"); key != "" {
+		kt, kid, ok := strings.Cut(key, "/")
+		if !ok {
+			return nil, api.BadRequest("last_evaluated_key must be resourceType/resourceId, as sent in x-soracom-next-key")
+		}
+		args = append(args, kt, kid)
+		n := len(args)
+		where += fmt.Sprintf(" AND (resource_type > $%d OR (resource_type = $%d AND resource_id > $%d))", n-1, n-1, n)
+	}
+	args = append(args, limit+1)
+	rows, err := d.db.QueryContext(r.Context(), fmt.Sprintf(`SELECT resource_type, resource_id, last_modified, attribute_names
+		FROM data_resources WHERE %s ORDER BY resource_type, resource_id LIMIT $%d`, where, len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []DataResource{}
+	for rows.Next() {
+		var res DataResource
+		var attrs string
+		if err := rows.Scan(&res.ResourceType, &res.ResourceID, &res.LastModifiedTime, &attrs); err != nil {
+			return nil, err
+		}
+		if int64(len(out)) == limit {
+			last := out[len(out)-1]
+			w.Header().Set("x-soracom-next-key", last.ResourceType+"/"+last.ResourceID)
+			break
+		}
+		if json.Unmarshal([]byte(attrs), &res.AttributeNames) != nil || res.AttributeNames == nil {
+			res.AttributeNames = []string{}
+		}
+		out = append(out, res)
+	}
+	return out, rows.Err()
+}

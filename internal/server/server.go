@@ -55,11 +55,14 @@ type Server struct {
 type Options struct {
 	// Stdout receives the one-time root auth key notice (default os.Stdout).
 	Stdout io.Writer
+	// Listener, if set, is used instead of binding Config.Listen (tests
+	// bind port 0 first so signed URLs can name the real port).
+	Listener net.Listener
 }
 
 // New opens every component. On failure it closes what it opened.
 func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err error) {
-	s := &Server{Config: cfg, Registry: prometheus.NewRegistry(), stdout: opt.Stdout}
+	s := &Server{Config: cfg, Registry: prometheus.NewRegistry(), stdout: opt.Stdout, ln: opt.Listener}
 	if s.stdout == nil {
 		s.stdout = os.Stdout
 	}
@@ -114,17 +117,16 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	}
 
 	s.Inventory = inventory.New(s.DB)
-	s.Data = harvest.NewData(s.DB, s.Bus, s.Inventory, harvest.DataOptions{MaxPublishBytes: cfg.MaxPublishBytes})
+	s.Data, err = harvest.NewData(ctx, s.DB, s.Bus, s.Inventory, harvest.DataOptions{MaxPublishBytes: cfg.MaxPublishBytes}, s.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s.closers = append(s.closers, s.Data.Close)
 	files := harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
 	s.Credentials = credentials.New(s.DB, keys)
 
 	s.Router = api.NewRouter(s.Auth, s.Registry)
-	s.Auth.Register(s.Router)
-	s.Inventory.Register(s.Router)
-	s.Data.Register(s.Router)
-	files.Register(s.Router)
-	s.Credentials.Register(s.Router)
+	register(s.Router, s.Auth, s.Inventory, s.Data, files, s.Credentials)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -132,6 +134,23 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Router.HandleHTTP("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	s.Router.HandleHTTP(blob.SignedPath, http.HandlerFunc(s.Files.ServeSigned))
 	return s, nil
+}
+
+type registrar interface{ Register(*api.Router) }
+
+// register mounts every service's operations; Operations uses the same
+// list, so the generated API docs cannot drift from what is served.
+func register(rt *api.Router, services ...registrar) {
+	for _, s := range services {
+		s.Register(rt)
+	}
+}
+
+// Operations lists every API operation without opening any store (docs).
+func Operations() []api.Op {
+	rt := api.NewRouter(nil, nil)
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{})
+	return rt.Ops()
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +170,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Listen binds the HTTP listener (so callers learn the port before Serve).
 func (s *Server) Listen() error {
+	if s.ln != nil {
+		return nil
+	}
 	ln, err := net.Listen("tcp", s.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.Config.Listen, err)

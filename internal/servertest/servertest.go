@@ -10,8 +10,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,21 +68,21 @@ func (ts *TS) start() {
 	t := ts.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	// Bind first so public-url (signed links) can name the real port.
-	srv, err := server.New(ctx, ts.cfg, server.Options{Stdout: io.Discard})
+	// Bind first so signed links (public URL) name the real port.
+	ln, err := net.Listen("tcp", ts.cfg.Listen)
 	if err != nil {
 		cancel()
 		t.Fatalf("servertest: %v", err)
 	}
-	if err := srv.Listen(); err != nil {
-		srv.Close()
+	ts.cfg.Listen = ln.Addr().String()
+	srv, err := server.New(ctx, ts.cfg, server.Options{Stdout: io.Discard, Listener: ln})
+	if err != nil {
+		ln.Close()
 		cancel()
 		t.Fatalf("servertest: %v", err)
 	}
 	ts.Server, ts.cancel, ts.done = srv, cancel, make(chan error, 1)
 	ts.URL = "http://" + srv.Addr()
-	// Keep the port across restarts.
-	ts.cfg.Listen = srv.Addr()
 	go func() { ts.done <- srv.Serve(ctx) }()
 	ts.Root = ts.LoginKey(RootKeyID, RootKey)
 }
