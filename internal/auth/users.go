@@ -92,6 +92,16 @@ func userParam(r *http.Request) (string, error) {
 
 func userNotFound(name string) error { return api.NotFound("user %s not found", name) }
 
+// userField reads one column of a user's row; 404 if there is no such user.
+func (s *Service) userField(ctx context.Context, opID, name, column string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT `+column+` FROM users WHERE operator_id = $1 AND user_name = $2`, opID, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", userNotFound(name)
+	}
+	return v, err
+}
+
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -492,11 +502,7 @@ func (s *Service) getUserPermission(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	var perm string
-	err = s.db.QueryRowContext(r.Context(), `SELECT permission FROM users WHERE operator_id = $1 AND user_name = $2`, caller(r), name).Scan(&perm)
-	if errors.Is(err, sql.ErrNoRows) {
-		return userNotFound(name)
-	}
+	perm, err := s.userField(r.Context(), caller(r), name, "permission")
 	if err != nil {
 		return err
 	}
@@ -712,11 +718,7 @@ func (s *Service) updateUserPassword(w http.ResponseWriter, r *http.Request) err
 		return api.Invalid("currentPassword and newPassword: required")
 	}
 	ctx, opID := r.Context(), caller(r)
-	var old string
-	err = s.db.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE operator_id = $1 AND user_name = $2`, opID, name).Scan(&old)
-	if errors.Is(err, sql.ErrNoRows) {
-		return userNotFound(name)
-	}
+	old, err := s.userField(ctx, opID, name, "password_hash")
 	if err != nil {
 		return err
 	}
@@ -746,11 +748,7 @@ func (s *Service) hasUserPassword(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var hash string
-	err = s.db.QueryRowContext(r.Context(), `SELECT password_hash FROM users WHERE operator_id = $1 AND user_name = $2`, caller(r), name).Scan(&hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return userNotFound(name)
-	}
+	hash, err := s.userField(r.Context(), caller(r), name, "password_hash")
 	if err != nil {
 		return err
 	}

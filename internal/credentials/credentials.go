@@ -251,16 +251,21 @@ func (s *Service) Describe(ctx context.Context, operatorID, id string) (*Model, 
 	return m, err
 }
 
-// Create stores a new credential.
-func (s *Service) Create(ctx context.Context, operatorID, id string, in *Input) (*Model, error) {
+// sealInput validates an ID and input and encrypts the values.
+func (s *Service) sealInput(ctx context.Context, operatorID, id string, in *Input) (string, error) {
 	if err := checkID(id); err != nil {
-		return nil, err
+		return "", err
 	}
 	values, err := in.validate()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	ct, err := s.seal(ctx, operatorID, id, values)
+	return s.seal(ctx, operatorID, id, values)
+}
+
+// Create stores a new credential.
+func (s *Service) Create(ctx context.Context, operatorID, id string, in *Input) (*Model, error) {
+	ct, err := s.sealInput(ctx, operatorID, id, in)
 	if err != nil {
 		return nil, err
 	}
@@ -278,14 +283,7 @@ func (s *Service) Create(ctx context.Context, operatorID, id string, in *Input) 
 
 // Update replaces an existing credential's type, description and values.
 func (s *Service) Update(ctx context.Context, operatorID, id string, in *Input) (*Model, error) {
-	if err := checkID(id); err != nil {
-		return nil, err
-	}
-	values, err := in.validate()
-	if err != nil {
-		return nil, err
-	}
-	ct, err := s.seal(ctx, operatorID, id, values)
+	ct, err := s.sealInput(ctx, operatorID, id, in)
 	if err != nil {
 		return nil, err
 	}

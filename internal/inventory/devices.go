@@ -311,60 +311,10 @@ func (s *Service) registerDevices(rt *api.Router) {
 			}
 			return http.StatusNoContent, nil, nil
 		})})
-	rt.Handle(api.Op{Name: "Device:setDeviceGroup", Method: "POST", Path: "/v1/devices/{device_id}/set_group",
-		Summary: `Put a device in a group: {"groupId":"…"} (404 if the device or group does not exist)`,
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			var req setGroupRequest
-			if err := api.DecodeJSON(w, r, &req, false); err != nil {
-				return 0, nil, err
-			}
-			if req.GroupID == "" {
-				return 0, nil, api.Invalid("groupId is required")
-			}
-			d, err := s.updateDevice(r.Context(), operator(r), r.PathValue("device_id"), func(tx *sql.Tx, d *Device) error {
-				if err := s.lockGroup(r.Context(), tx, d.OperatorID, req.GroupID); err != nil {
-					return err
-				}
-				d.GroupID = req.GroupID
-				return nil
-			})
-			return http.StatusOK, d, err
-		})})
-	rt.Handle(api.Op{Name: "Device:unsetDeviceGroup", Method: "POST", Path: "/v1/devices/{device_id}/unset_group",
-		Summary: "Take a device out of its group",
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			d, err := s.updateDevice(r.Context(), operator(r), r.PathValue("device_id"), func(_ *sql.Tx, d *Device) error {
-				d.GroupID = ""
-				return nil
-			})
-			return http.StatusOK, d, err
-		})})
-	rt.Handle(api.Op{Name: "Device:putDeviceTags", Method: "PUT", Path: "/v1/devices/{device_id}/tags",
-		Summary: `Add or replace device tags: [{"tagName":"…","tagValue":"…"}]`,
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			ups, err := decodeTagUpdates(w, r)
-			if err != nil {
-				return 0, nil, err
-			}
-			d, err := s.updateDevice(r.Context(), operator(r), r.PathValue("device_id"), func(_ *sql.Tx, d *Device) (err error) {
-				d.Tags, err = applyTags(d.Tags, ups)
-				return err
-			})
-			return http.StatusOK, d, err
-		})})
-	rt.Handle(api.Op{Name: "Device:deleteDeviceTag", Method: "DELETE", Path: "/v1/devices/{device_id}/tags/{tag_name}",
-		Summary: "Delete one device tag (404 if the device has no such tag)",
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			name := r.PathValue("tag_name")
-			_, err := s.updateDevice(r.Context(), operator(r), r.PathValue("device_id"), func(_ *sql.Tx, d *Device) error {
-				if _, ok := d.Tags[name]; !ok {
-					return api.NotFound("device %s has no tag %q", d.DeviceID, name)
-				}
-				delete(d.Tags, name)
-				return nil
-			})
-			return http.StatusNoContent, nil, err
-		})})
+	registerMemberOps(s, rt, memberKind[*Device]{
+		service: "Device", noun: "device", param: "device_id", path: "/v1/devices/{device_id}",
+		update: s.updateDevice,
+	})
 	rt.Handle(api.Op{Name: "Device:issueDeviceSecret", Method: "POST", Path: "/v1/devices/{device_id}/secret",
 		Summary: `Issue a new device secret ({"deviceSecret":"…"}, shown once); the old secret stops working`,
 		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {

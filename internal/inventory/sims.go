@@ -203,59 +203,8 @@ func (s *Service) registerSims(rt *api.Router) {
 			}
 			return http.StatusNoContent, nil, nil
 		})})
-	rt.Handle(api.Op{Name: "Sim:setSimGroup", Method: "POST", Path: "/v1/sims/{sim_id}/set_group",
-		Summary: `Put a SIM in a group: {"groupId":"…"} (404 if the SIM or group does not exist)`,
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			var req setGroupRequest
-			if err := api.DecodeJSON(w, r, &req, false); err != nil {
-				return 0, nil, err
-			}
-			if req.GroupID == "" {
-				return 0, nil, api.Invalid("groupId is required")
-			}
-			op := operator(r)
-			m, err := s.updateSim(r.Context(), op, r.PathValue("sim_id"), func(tx *sql.Tx, m *Sim) error {
-				if err := s.lockGroup(r.Context(), tx, op, req.GroupID); err != nil {
-					return err
-				}
-				m.GroupID = req.GroupID
-				return nil
-			})
-			return http.StatusOK, m, err
-		})})
-	rt.Handle(api.Op{Name: "Sim:unsetSimGroup", Method: "POST", Path: "/v1/sims/{sim_id}/unset_group",
-		Summary: "Take a SIM out of its group",
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			m, err := s.updateSim(r.Context(), operator(r), r.PathValue("sim_id"), func(_ *sql.Tx, m *Sim) error {
-				m.GroupID = ""
-				return nil
-			})
-			return http.StatusOK, m, err
-		})})
-	rt.Handle(api.Op{Name: "Sim:putSimTags", Method: "PUT", Path: "/v1/sims/{sim_id}/tags",
-		Summary: `Add or replace SIM tags: [{"tagName":"…","tagValue":"…"}]`,
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			ups, err := decodeTagUpdates(w, r)
-			if err != nil {
-				return 0, nil, err
-			}
-			m, err := s.updateSim(r.Context(), operator(r), r.PathValue("sim_id"), func(_ *sql.Tx, m *Sim) (err error) {
-				m.Tags, err = applyTags(m.Tags, ups)
-				return err
-			})
-			return http.StatusOK, m, err
-		})})
-	rt.Handle(api.Op{Name: "Sim:deleteSimTag", Method: "DELETE", Path: "/v1/sims/{sim_id}/tags/{tag_name}",
-		Summary: "Delete one SIM tag (404 if the SIM has no such tag)",
-		Handler: handler(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-			name := r.PathValue("tag_name")
-			_, err := s.updateSim(r.Context(), operator(r), r.PathValue("sim_id"), func(_ *sql.Tx, m *Sim) error {
-				if _, ok := m.Tags[name]; !ok {
-					return api.NotFound("SIM %s has no tag %q", m.SimID, name)
-				}
-				delete(m.Tags, name)
-				return nil
-			})
-			return http.StatusNoContent, nil, err
-		})})
+	registerMemberOps(s, rt, memberKind[*Sim]{
+		service: "Sim", noun: "SIM", param: "sim_id", path: "/v1/sims/{sim_id}",
+		update: s.updateSim,
+	})
 }
