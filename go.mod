@@ -1,6 +1,6 @@
 module github.com/nagare-iot/nagare
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.111.0

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +32,19 @@ import (
 // DataOptions limit Harvest Data.
 type DataOptions struct {
 	MaxPublishBytes int64 // largest entry; DefaultMaxPublishBytes when 0
+	// Node names this node's rows in the outbox; nodes sharing a database
+	// need distinct names, and a node must keep its name to publish rows
+	// left by its previous run.
+	Node string
+	// MaxBacklog bounds the entries waiting in this node's outbox for the
+	// bus; beyond it publishes are refused with 503 and Retry-After, so a
+	// sustained overload slows devices down instead of growing the outbox
+	// without limit. DefaultMaxBacklog when 0.
+	MaxBacklog int64
 }
+
+// DefaultMaxBacklog is the outbox bound when none is configured.
+const DefaultMaxBacklog = 100_000
 
 // DefaultMaxPublishBytes is the entry size limit when none is configured.
 const DefaultMaxPublishBytes = 256 << 10
@@ -100,7 +113,9 @@ type DataResource struct {
 
 // Data implements Harvest Data. Writes go through one writer goroutine
 // that commits whatever is waiting in a single transaction (group commit),
-// then through one publisher goroutine that puts the entries on the bus.
+// together with an outbox row per entry; a relay goroutine publishes the
+// outbox to the bus (see relayLoop), so an entry reaches the HARVEST
+// stream even when NATS was down or the process stopped in between.
 type Data struct {
 	db   *store.DB
 	bus  *bus.Bus
@@ -111,21 +126,25 @@ type Data struct {
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
 	queue   chan *pending
-	pubq    chan []*pending
-	stopped chan struct{}
+	seq     int64         // last outbox seq of this node; writer only
+	backlog atomic.Int64  // entries in this node's outbox (mirrors the gauge)
+	wake    chan struct{} // writer → relay: new outbox rows (never blocks)
+	written chan struct{} // closed when the writer has committed everything
+	stopped chan struct{} // closed when the relay has stopped
 
 	m     dataMetrics
-	stmts struct{ insert, upsert, upsertAttrs *sql.Stmt }
+	stmts struct{ insert, upsert, upsertAttrs, outbox *sql.Stmt }
 }
 
 type dataMetrics struct {
 	stored, writeErrors, busPublished, busFailures prometheus.Counter
+	outbox                                         prometheus.Gauge
 	batchSize                                      prometheus.Histogram
 }
 
 // NewData creates the Harvest Data service, makes sure the HARVEST stream
-// exists, and starts the writer. Metrics are registered with reg when it
-// is not nil.
+// exists, and starts the writer and the relay. Metrics are registered with
+// reg when it is not nil.
 func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Service, opts DataOptions, reg prometheus.Registerer) (*Data, error) {
 	if opts.MaxPublishBytes <= 0 {
 		opts.MaxPublishBytes = DefaultMaxPublishBytes
@@ -142,13 +161,15 @@ func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Servi
 	d := &Data{
 		db: db, bus: b, inv: inv, opts: opts, now: time.Now,
 		queue:   make(chan *pending, 4*maxBatch),
-		pubq:    make(chan []*pending, 4),
+		wake:    make(chan struct{}, 1),
+		written: make(chan struct{}),
 		stopped: make(chan struct{}),
 		m: dataMetrics{
 			stored:       prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_entries_stored_total", Help: "Harvest Data entries committed."}),
 			writeErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_write_errors_total", Help: "Harvest Data entries that could not be stored."}),
 			busPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_bus_published_total", Help: "Harvest Data entries acknowledged by the HARVEST stream."}),
-			busFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_bus_failures_total", Help: "Stored Harvest Data entries the HARVEST stream did not acknowledge."}),
+			busFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "nagare_harvest_bus_failures_total", Help: "Harvest Data entry publishes the HARVEST stream did not acknowledge (the entries stay in the outbox and are retried)."}),
+			outbox:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "nagare_harvest_outbox_entries", Help: "Stored Harvest Data entries of this node not yet acknowledged by the HARVEST stream."}),
 			batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nagare_harvest_batch_entries", Help: "Entries per Harvest Data write transaction.",
 				Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		},
@@ -156,7 +177,7 @@ func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Servi
 	for _, p := range []struct {
 		st **sql.Stmt
 		q  string
-	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}} {
+	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}, {&d.stmts.outbox, insertOutbox}} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
 			d.closeStmts()
@@ -164,16 +185,30 @@ func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Servi
 		}
 		*p.st = st
 	}
+	// Continue this node's outbox where the previous run left it.
+	var backlog int64
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM harvest_outbox WHERE node = $1`,
+		opts.Node).Scan(&backlog, &d.seq); err != nil {
+		d.closeStmts()
+		return nil, fmt.Errorf("harvest outbox: %w", err)
+	}
+	d.m.outbox.Set(float64(backlog))
+	d.backlog.Store(backlog)
+	if d.opts.MaxBacklog <= 0 {
+		d.opts.MaxBacklog = DefaultMaxBacklog
+	}
 	if reg != nil {
-		reg.MustRegister(d.m.stored, d.m.writeErrors, d.m.busPublished, d.m.busFailures, d.m.batchSize)
+		reg.MustRegister(d.m.stored, d.m.writeErrors, d.m.busPublished, d.m.busFailures, d.m.outbox, d.m.batchSize)
 	}
 	go d.writeLoop()
-	go d.publishLoop()
+	go d.relayLoop()
 	return d, nil
 }
 
-// Close stops accepting writes, commits and publishes what is queued, and
-// returns when the writer and publisher have stopped.
+// Close stops accepting writes, commits what is queued, gives the relay a
+// last bounded try at publishing the outbox (what is left is published
+// after the next start), and returns when the writer and relay have
+// stopped.
 func (d *Data) Close() {
 	d.mu.Lock()
 	if !d.closed {
@@ -186,7 +221,7 @@ func (d *Data) Close() {
 }
 
 func (d *Data) closeStmts() {
-	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs} {
+	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs, d.stmts.outbox} {
 		if st != nil {
 			st.Close()
 		}
@@ -195,9 +230,9 @@ func (d *Data) closeStmts() {
 
 // Put stores one entry and returns the time it was stored at: t, or the
 // first free millisecond after it when the resource already has an entry
-// at t. A zero t means now. It returns once the entry is committed and the
-// HARVEST stream has acknowledged it (or failed to; see publish). content
-// is kept until then, even when ctx ends first: do not modify it.
+// at t. A zero t means now. It returns once the entry is committed, with
+// its outbox row: the relay puts it on the HARVEST stream afterwards.
+// content is kept until then, even when ctx ends first: do not modify it.
 func (d *Data) Put(ctx context.Context, operatorID, resourceType, resourceID, contentType string, content []byte, t time.Time) (time.Time, error) {
 	if err := checkResourceType(resourceType); err != nil {
 		return time.Time{}, err
@@ -231,11 +266,27 @@ func (d *Data) Put(ctx context.Context, operatorID, resourceType, resourceID, co
 	return time.UnixMilli(p.t), nil
 }
 
+// SetMaxBacklog changes the outbox bound (see DataOptions.MaxBacklog).
+func (d *Data) SetMaxBacklog(n int64) {
+	d.mu.Lock()
+	d.opts.MaxBacklog = n
+	d.mu.Unlock()
+}
+
+// errBacklog is the 503 a publish gets while the bus is behind.
+func errBacklog(n int64) error {
+	return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
+		"Harvest Data is %d entries behind publishing to the message bus; retry in a second", n)
+}
+
 func (d *Data) enqueue(ctx context.Context, p *pending) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "Harvest Data is shutting down; retry")
+	}
+	if n := d.backlog.Load(); n >= d.opts.MaxBacklog {
+		return errBacklog(n)
 	}
 	select {
 	case d.queue <- p:
@@ -355,6 +406,10 @@ func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if _, err := d.Put(ctx, dev.OperatorID, ResourceDevice, dev.DeviceID, strings.TrimSpace(r.Header.Get("Content-Type")), body, t); err != nil {
 		if ctx.Err() != nil {
 			return // the client is gone; the entry is still stored
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
 		}
 		api.WriteError(w, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nagare-iot/nagare/internal/config"
@@ -581,6 +582,10 @@ func TestConcurrentPublishes(t *testing.T) {
 	if fmt.Sprint(contents) != fmt.Sprint(want) {
 		t.Fatalf("stored %d entries, want %d distinct ones", len(contents), len(want))
 	}
+	waitOutbox(t, ts, 0) // all relayed
+	if p := metric(t, ts, "nagare_harvest_bus_published_total"); p != workers*each {
+		t.Fatalf("bus published %v entries, want %d", p, workers*each)
+	}
 }
 
 func TestBusReceivesEntries(t *testing.T) {
@@ -629,4 +634,202 @@ func TestBusReceivesEntries(t *testing.T) {
 	if s := harvest.Subject("Sim", "a.b c*>"); s != "harvest.data.Sim.a%2Eb%20c%2A%3E" {
 		t.Fatalf("escaped subject %q", s)
 	}
+	// Published entries leave the outbox.
+	waitOutbox(t, ts, 0)
+	if p, f := metric(t, ts, "nagare_harvest_bus_published_total"), metric(t, ts, "nagare_harvest_bus_failures_total"); p != 2 || f != 0 {
+		t.Fatalf("bus published %v, failures %v", p, f)
+	}
+}
+
+// outboxRows counts the rows in harvest_outbox.
+func outboxRows(t testing.TB, ts *servertest.TS) int {
+	t.Helper()
+	var n int
+	if err := ts.DB.QueryRow(`SELECT COUNT(*) FROM harvest_outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitOutbox waits up to 20 s for the outbox to hold n rows, and checks
+// that the backlog gauge agrees.
+func waitOutbox(t testing.TB, ts *servertest.TS, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); outboxRows(t, ts) != n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox holds %d rows, want %d", outboxRows(t, ts), n)
+		}
+	}
+	if g := metric(t, ts, "nagare_harvest_outbox_entries"); g != float64(n) {
+		t.Fatalf("outbox gauge %v, want %d", g, n)
+	}
+}
+
+// metric reads a counter or gauge from the server's registry.
+func metric(t testing.TB, ts *servertest.TS, name string) float64 {
+	t.Helper()
+	mfs, err := ts.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// publishN publishes n entries at distinct times and returns the
+// Nats-Msg-Ids they must have on the bus.
+func publishN(t testing.TB, ts *servertest.TS, d device, t0, n int) map[string]int {
+	t.Helper()
+	want := map[string]int{}
+	for i := range n {
+		mustStatus(t, publish(ts, d, strconv.Itoa(i), "X-Soracom-Timestamp", strconv.Itoa(t0+i)), 201)
+		want[fmt.Sprintf("Device/%s/%d", d.ID, t0+i)] = 1
+	}
+	return want
+}
+
+// busIDs reads the device's messages on the HARVEST stream until it has
+// seen want of them (or 20 s pass), then briefly waits for any extra one,
+// and counts them by Nats-Msg-Id.
+func busIDs(t testing.TB, ts *servertest.TS, d device, want int) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := ts.Bus.JS.OrderedConsumer(ctx, harvest.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{harvest.Subject(harvest.ResourceDevice, d.ID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, seen := map[string]int{}, 0
+	fetch := func(wait time.Duration) {
+		batch, err := cons.Fetch(want+1, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			ids[msg.Headers().Get(nats.MsgIdHdr)]++
+			seen++
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); seen < want && time.Now().Before(deadline); {
+		fetch(time.Second)
+	}
+	fetch(500 * time.Millisecond) // a duplicate would show here
+	return ids
+}
+
+// TestOutboxRelaysAfterBusOutage: while the HARVEST stream is missing,
+// publishes are still accepted and wait in the outbox; once it is back,
+// the relay delivers each entry exactly once.
+func TestOutboxRelaysAfterBusOutage(t *testing.T) {
+	ts := servertest.Start(t)
+	d := harvestDevice(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := ts.Bus.JS.Stream(ctx, harvest.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Bus.JS.DeleteStream(ctx, harvest.Stream); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 40
+	want := publishN(t, ts, d, 1700000000000, n)
+	if got := outboxRows(t, ts); got != n {
+		t.Fatalf("outbox holds %d rows after %d publishes", got, n)
+	}
+	// The relay has tried and failed, and kept every row.
+	for deadline := time.Now().Add(20 * time.Second); metric(t, ts, "nagare_harvest_bus_failures_total") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the relay did not try to publish")
+		}
+	}
+	if got := outboxRows(t, ts); got != n {
+		t.Fatalf("outbox holds %d rows after failed relays, want %d", got, n)
+	}
+	// An entry deleted before it was published just leaves the outbox.
+	mustStatus(t, ts.Root.Do("DELETE", fmt.Sprintf("/v1/data/Device/%s/%d", d.ID, 1700000000000), nil), 204)
+	delete(want, fmt.Sprintf("Device/%s/%d", d.ID, 1700000000000))
+
+	if _, err := ts.Bus.JS.CreateStream(ctx, cfg.CachedInfo().Config); err != nil {
+		t.Fatal(err)
+	}
+	if got := busIDs(t, ts, d, n-1); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bus message IDs (want each once):\n got %v\nwant %v", got, want)
+	}
+	waitOutbox(t, ts, 0)
+}
+
+// TestOutboxSurvivesRestart: entries accepted but not yet on the bus when
+// the server stops are delivered after it starts again.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	ts := servertest.Start(t)
+	d := harvestDevice(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ts.Bus.JS.DeleteStream(ctx, harvest.Stream); err != nil {
+		t.Fatal(err)
+	}
+	const n = 25
+	want := publishN(t, ts, d, 1700000000000, n)
+	if got := outboxRows(t, ts); got != n {
+		t.Fatalf("outbox holds %d rows after %d publishes", got, n)
+	}
+
+	ts.Restart() // the stream comes back empty with the server
+	for id, c := range publishN(t, ts, d, 1800000000000, 5) {
+		want[id] = c
+	}
+	if got := busIDs(t, ts, d, n+5); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bus message IDs (want each once):\n got %v\nwant %v", got, want)
+	}
+	waitOutbox(t, ts, 0)
+}
+
+// TestBacklogBackpressure: while the bus is down and the outbox is full,
+// publishes get 503 with Retry-After and nothing is stored; once the bus
+// is back and the outbox drains, publishing works again.
+func TestBacklogBackpressure(t *testing.T) {
+	ts := servertest.Start(t)
+	d := harvestDevice(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := ts.Bus.JS.Stream(ctx, harvest.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Bus.JS.DeleteStream(ctx, harvest.Stream); err != nil {
+		t.Fatal(err)
+	}
+	ts.Data.SetMaxBacklog(5)
+	publishN(t, ts, d, 1700000000000, 5)
+	res := publish(ts, d, `{"x":1}`)
+	if res.Status != 503 || res.ErrorCode() != "UNA0001" || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("over the backlog: %d %s %v", res.Status, res.Body, res.Header)
+	}
+	if got := outboxRows(t, ts); got != 5 {
+		t.Fatalf("a refused publish was stored: outbox %d", got)
+	}
+	if _, err := ts.Bus.JS.CreateStream(ctx, st.CachedInfo().Config); err != nil {
+		t.Fatal(err)
+	}
+	waitOutbox(t, ts, 0)
+	// The in-memory backlog follows the outbox down; wait for the relay to
+	// account for the deleted rows.
+	deadline := time.Now().Add(10 * time.Second)
+	for res = publish(ts, d, `{"x":2}`); res.Status == 503 && time.Now().Before(deadline); res = publish(ts, d, `{"x":2}`) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	mustStatus(t, res, 201)
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +27,20 @@ const (
 	maxShifts = 8
 	// busAckWait bounds the wait for the HARVEST stream's acknowledgements.
 	busAckWait = 5 * time.Second
+
+	// relayBatch bounds the outbox rows published per relay round.
+	relayBatch = 256
+	// relayTick is how often the relay looks at the outbox without a wake-up.
+	relayTick = time.Second
+	// A failed relay round is retried after a back-off that doubles from
+	// relayMinBackoff up to relayMaxBackoff.
+	relayMinBackoff = 100 * time.Millisecond
+	relayMaxBackoff = 5 * time.Second
+	// finalDrainWait bounds the relay's last try when Data closes.
+	finalDrainWait = 3 * time.Second
 )
 
-// pending is one entry on its way through the writer and the publisher.
+// pending is one entry on its way through the writer.
 type pending struct {
 	op, rtype, rid, ctype string
 	content               []byte
@@ -40,10 +53,10 @@ type pending struct {
 }
 
 // writeLoop is the single writer: it takes whatever is queued (up to
-// maxBatch), commits it in one transaction, answers failures and hands the
-// stored entries to the publisher.
+// maxBatch), commits it in one transaction, answers the callers and wakes
+// the relay.
 func (d *Data) writeLoop() {
-	defer close(d.pubq)
+	defer close(d.written)
 	for p := range d.queue {
 		batch := []*pending{p}
 	fill:
@@ -60,18 +73,25 @@ func (d *Data) writeLoop() {
 		}
 		d.m.batchSize.Observe(float64(len(batch)))
 		d.commit(batch)
-		stored := batch[:0:0]
+		stored := 0
 		for _, p := range batch {
 			if p.err != nil {
 				d.m.writeErrors.Inc()
-				close(p.done)
-				continue
+			} else {
+				stored++
 			}
-			stored = append(stored, p)
 		}
-		d.m.stored.Add(float64(len(stored)))
-		if len(stored) > 0 {
-			d.pubq <- stored
+		if stored > 0 {
+			d.m.stored.Add(float64(stored))
+			d.m.outbox.Add(float64(stored))
+			d.backlog.Add(int64(stored))
+			select {
+			case d.wake <- struct{}{}:
+			default: // the relay is already due to look
+			}
+		}
+		for _, p := range batch {
+			close(p.done)
 		}
 	}
 }
@@ -102,15 +122,21 @@ type entryID struct {
 
 type resourceID struct{ rtype, rid string }
 
-const insertEntry = `INSERT INTO data_entries (operator_id, resource_type, resource_id, time, content_type, content)
+const (
+	insertEntry = `INSERT INTO data_entries (operator_id, resource_type, resource_id, time, content_type, content)
 	VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (resource_type, resource_id, time) DO NOTHING`
+	insertOutbox = `INSERT INTO harvest_outbox (node, seq, resource_type, resource_id, time) VALUES ($1, $2, $3, $4, $5)`
+)
 
-// insert writes a batch's entries and updates data_resources. An entry
-// whose (resource, time) is taken moves to the first free millisecond
-// after it; nothing accepted is overwritten or dropped.
+// insert writes a batch's entries, their outbox rows, and updates
+// data_resources. An entry whose (resource, time) is taken moves to the
+// first free millisecond after it; nothing accepted is overwritten or
+// dropped.
 func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 	stmt := tx.StmtContext(ctx, d.stmts.insert)
 	defer stmt.Close()
+	outbox := tx.StmtContext(ctx, d.stmts.outbox)
+	defer outbox.Close()
 	used := make(map[entryID]bool, len(batch))
 	latest := map[resourceID]*pending{}
 	for _, p := range batch {
@@ -139,6 +165,11 @@ func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 		}
 		if p.err != nil {
 			continue
+		}
+		// Seqs of a rolled-back transaction are not reused: gaps are harmless.
+		d.seq++
+		if _, err := outbox.ExecContext(ctx, d.opts.Node, d.seq, p.rtype, p.rid, p.t); err != nil {
+			return err
 		}
 		used[entryID{p.rtype, p.rid, p.t}] = true
 		k := resourceID{p.rtype, p.rid}
@@ -220,72 +251,174 @@ func Subject(resourceType, resourceID string) string {
 	return b.String()
 }
 
-// publishLoop puts stored entries on the HARVEST stream, waits for the
-// acknowledgements, then answers their callers. A bus failure is logged
-// and counted; the caller still gets its 201 (the SQL row is the record).
-func (d *Data) publishLoop() {
+// relayLoop publishes this node's outbox to the HARVEST stream in seq
+// order: at start (rows left by a previous run), when the writer has
+// committed, and every relayTick. Rows are deleted only once JetStream has
+// acknowledged their entry, so an entry is never lost to a bus failure;
+// one re-sent after a lost ack or a crash carries the same Nats-Msg-Id and
+// is dropped by JetStream as a duplicate. A failed round is retried with
+// back-off. When the writer has stopped, it makes a last bounded try and
+// stops.
+func (d *Data) relayLoop() {
 	defer close(d.stopped)
-	for batch := range d.pubq {
-		d.publish(batch)
-		for _, p := range batch {
-			close(p.done)
+	tick := time.NewTicker(relayTick)
+	defer tick.Stop()
+	var backoff time.Duration
+	for {
+		full, err := d.relay(context.Background())
+		wake, tickC, retry := d.wake, tick.C, (<-chan time.Time)(nil)
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, relayMinBackoff), relayMaxBackoff)
+			slog.Warn("Harvest Data entries stay in the outbox; retrying", "stream", Stream, "in", backoff, "err", err)
+			// Wait out the back-off: commits must not turn it into a busy loop.
+			wake, tickC, retry = nil, nil, time.After(backoff)
+		case full:
+			backoff = 0
+			select {
+			case <-d.written: // the final drain takes over below
+			default:
+				continue // more rows wait
+			}
+		default:
+			backoff = 0
+		}
+		select {
+		case <-d.written:
+			d.finalDrain()
+			return
+		case <-wake:
+		case <-tickC:
+		case <-retry:
 		}
 	}
 }
 
-func (d *Data) publish(batch []*pending) {
-	failed := 0
-	defer func() {
-		if failed > 0 {
-			d.m.busFailures.Add(float64(failed))
+// finalDrain is the relay's last try, bounded by finalDrainWait; rows it
+// leaves are published after the next start.
+func (d *Data) finalDrain() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalDrainWait)
+	defer cancel()
+	for {
+		full, err := d.relay(ctx)
+		if err != nil {
+			slog.Warn("Harvest Data entries left in the outbox until the next start", "stream", Stream, "err", err)
+			return
 		}
-		d.m.busPublished.Add(float64(len(batch) - failed))
-	}()
-	if !d.bus.Ready() {
-		failed = len(batch)
-		slog.Warn("NATS is disconnected; stored Harvest Data entries were not published", "entries", failed)
-		return
+		if !full {
+			return
+		}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+}
+
+// selectOutbox reads this node's oldest outbox rows with their entries; an
+// entry deleted since has NULL columns.
+const selectOutbox = `SELECT o.seq, o.resource_type, o.resource_id, o.time, e.operator_id, e.content_type, e.content, e.category
+	FROM harvest_outbox o LEFT JOIN data_entries e
+		ON e.resource_type = o.resource_type AND e.resource_id = o.resource_id AND e.time = o.time
+	WHERE o.node = $1 ORDER BY o.seq LIMIT $2`
+
+// relay runs one round: it publishes up to relayBatch outbox rows, waits
+// for the acknowledgements, and deletes the rows that are done with (and
+// those whose entry was deleted) in one statement. full reports a full
+// round: more rows may be waiting. An error means some rows stay.
+func (d *Data) relay(ctx context.Context) (full bool, err error) {
+	if !d.bus.Ready() {
+		return false, errors.New("NATS is disconnected")
+	}
+	type row struct {
+		seq                 int64
+		rtype, rid          string
+		t                   int64
+		op, ctype, category sql.NullString
+		content             []byte
+	}
+	rows, err := d.db.QueryContext(ctx, selectOutbox, d.opts.Node, relayBatch)
+	if err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	var batch []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.seq, &r.rtype, &r.rid, &r.t, &r.op, &r.ctype, &r.content, &r.category); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("reading the outbox: %w", err)
+		}
+		batch = append(batch, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("reading the outbox: %w", err)
+	}
+	if len(batch) == 0 {
+		return false, nil
+	}
+
+	// Publish all, then wait: one round trip for the batch, not one each.
+	done := make([]any, 1, len(batch)+1)
+	done[0] = d.opts.Node
+	type sent struct {
+		seq int64
+		f   jetstream.PubAckFuture
+	}
+	var inflight []sent
+	var acked, failed int
 	var firstErr error
-	for _, p := range batch {
-		body, _ := json.Marshal(newEntry(p.rtype, p.rid, p.t, p.ctype, p.content, ""))
-		msg := nats.NewMsg(Subject(p.rtype, p.rid))
+	for _, r := range batch {
+		if !r.op.Valid { // the entry was deleted: nothing to publish
+			done = append(done, r.seq)
+			continue
+		}
+		body, _ := json.Marshal(newEntry(r.rtype, r.rid, r.t, r.ctype.String, r.content, r.category.String))
+		msg := nats.NewMsg(Subject(r.rtype, r.rid))
 		msg.Data = body
-		msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s/%s/%d", p.rtype, p.rid, p.t))
-		msg.Header.Set(OperatorHeader, p.op)
+		msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s/%s/%d", r.rtype, r.rid, r.t))
+		msg.Header.Set(OperatorHeader, r.op.String)
 		f, err := d.bus.JS.PublishMsgAsync(msg)
 		if err != nil {
 			failed++
 			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
-		futures = append(futures, f)
+		inflight = append(inflight, sent{r.seq, f})
 	}
-	timeout := time.NewTimer(busAckWait)
-	defer timeout.Stop()
-	expired := false
-	for _, f := range futures {
-		if expired {
-			select {
-			case <-f.Ok():
-			default:
-				failed++
-			}
-			continue
-		}
+	actx, cancel := context.WithTimeout(ctx, busAckWait)
+	defer cancel()
+	for _, s := range inflight {
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+		case <-s.f.Ok():
+			acked++
+			done = append(done, s.seq)
+		case err := <-s.f.Err():
 			failed++
 			firstErr = cmp.Or(firstErr, err)
-		case <-timeout.C:
-			expired = true
+		case <-actx.Done():
 			failed++
-			firstErr = cmp.Or(firstErr, fmt.Errorf("no acknowledgement within %s", busAckWait))
+			firstErr = cmp.Or(firstErr, fmt.Errorf("no acknowledgement: %w", actx.Err()))
 		}
 	}
-	if failed > 0 {
-		slog.Warn("stored Harvest Data entries were not published on the bus", "stream", Stream, "failed", failed, "of", len(batch), "err", firstErr)
+	d.m.busPublished.Add(float64(acked))
+	d.m.busFailures.Add(float64(failed))
+
+	if n := len(done) - 1; n > 0 {
+		var q strings.Builder
+		q.WriteString("DELETE FROM harvest_outbox WHERE node = $1 AND seq IN (")
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("$" + strconv.Itoa(i+2))
+		}
+		q.WriteString(")")
+		if _, err := d.db.ExecContext(ctx, q.String(), done...); err != nil {
+			// The entries are on the stream; re-sending them is harmless.
+			return false, fmt.Errorf("deleting published rows from the outbox: %w", err)
+		}
+		d.m.outbox.Sub(float64(n))
+		d.backlog.Add(-int64(n))
 	}
+	if failed > 0 {
+		return false, fmt.Errorf("%d of %d entries not acknowledged: %w", failed, len(batch), firstErr)
+	}
+	return len(batch) == relayBatch, nil
 }

@@ -117,7 +117,12 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	}
 
 	s.Inventory = inventory.New(s.DB)
-	s.Data, err = harvest.NewData(ctx, s.DB, s.Bus, s.Inventory, harvest.DataOptions{MaxPublishBytes: cfg.MaxPublishBytes}, s.Registry)
+	// The Harvest outbox is per node: a node must keep its name.
+	node := cfg.NodeName
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	s.Data, err = harvest.NewData(ctx, s.DB, s.Bus, s.Inventory, harvest.DataOptions{MaxPublishBytes: cfg.MaxPublishBytes, Node: node}, s.Registry)
 	if err != nil {
 		return nil, err
 	}
