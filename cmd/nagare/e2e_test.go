@@ -344,6 +344,33 @@ func TestRootKeyFromEnv(t *testing.T) {
 		t.Fatal("printed a generated key although one was given")
 	}
 	login(t, addr, "keyId-automation", "secret-automation-0123456789")
+
+	// The client commands read NAGARE_ENDPOINT / NAGARE_AUTH_KEY_ID / NAGARE_AUTH_KEY.
+	env := append(os.Environ(), "NAGARE_ENDPOINT=http://"+addr,
+		"NAGARE_AUTH_KEY_ID=keyId-automation", "NAGARE_AUTH_KEY=secret-automation-0123456789")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("api", "-d", `{"tags":{"name":"cli"}}`, "POST", "/v1/groups"); err != nil || !strings.Contains(out, `"name":"cli"`) {
+		t.Fatalf("nagare api POST: %v %s", err, out)
+	}
+	if out, err := run("api", "GET", "/v1/groups"); err != nil || !strings.Contains(out, `"cli"`) {
+		t.Fatalf("nagare api GET: %v %s", err, out)
+	}
+	if out, err := run("api", "GET", "/v1/devices/nope"); err == nil || !strings.Contains(out, "NTF0001") {
+		t.Fatalf("nagare api 404: %v %s", err, out)
+	}
+	out, err := run("bench", "publish", "-duration", "1s", "-devices", "2", "-concurrency", "2")
+	if err != nil || !strings.Contains(out, "publishes/s") || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("nagare bench publish: %v %s", err, out)
+	}
+	env = append(env, "NAGARE_AUTH_KEY=secret-wrong-0123456789")
+	if out, err := run("api", "GET", "/v1/groups"); err == nil || !strings.Contains(out, "AUT0003") {
+		t.Fatalf("wrong key: %v %s", err, out)
+	}
 	p.stop()
 }
 
