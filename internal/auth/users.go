@@ -76,6 +76,17 @@ func handler(f func(w http.ResponseWriter, r *http.Request) error) http.HandlerF
 	}
 }
 
+// userOp adapts a handler of one user's resources: it resolves {user_name}.
+func userOp(f func(w http.ResponseWriter, r *http.Request, name string) error) http.HandlerFunc {
+	return handler(func(w http.ResponseWriter, r *http.Request) error {
+		name, err := userParam(r)
+		if err != nil {
+			return err
+		}
+		return f(w, r, name)
+	})
+}
+
 // caller returns the caller's operator ID; Authorize has already checked
 // that {operator_id} names it.
 func caller(r *http.Request) string { return api.PrincipalFrom(r.Context()).OperatorID }
@@ -139,36 +150,36 @@ func (s *Service) registerUsers(rt *api.Router) {
 		{Name: "User:createUser", Method: "POST", Path: user,
 			Summary: "Create a SAM user (body: optional description)", Handler: handler(s.createUser)},
 		{Name: "User:getUser", Method: "GET", Path: user,
-			Summary: "Get a SAM user", Handler: handler(s.getUser)},
+			Summary: "Get a SAM user", Handler: userOp(s.getUser)},
 		{Name: "User:updateUser", Method: "PUT", Path: user,
-			Summary: "Update a SAM user's description", Handler: handler(s.updateUser)},
+			Summary: "Update a SAM user's description", Handler: userOp(s.updateUser)},
 		{Name: "User:deleteUser", Method: "DELETE", Path: user,
-			Summary: "Delete a SAM user with its auth keys and tokens", Handler: handler(s.deleteUser)},
+			Summary: "Delete a SAM user with its auth keys and tokens", Handler: userOp(s.deleteUser)},
 
 		{Name: "User:getUserPermission", Method: "GET", Path: user + "/permission",
-			Summary: "Get a SAM user's permission document (a JSON string)", Handler: handler(s.getUserPermission)},
+			Summary: "Get a SAM user's permission document (a JSON string)", Handler: userOp(s.getUserPermission)},
 		{Name: "User:updateUserPermission", Method: "PUT", Path: user + "/permission",
-			Summary: "Set a SAM user's permission document (a JSON string, validated)", Handler: handler(s.updateUserPermission)},
+			Summary: "Set a SAM user's permission document (a JSON string, validated)", Handler: userOp(s.updateUserPermission)},
 		{Name: "User:deleteUserPermission", Method: "DELETE", Path: user + "/permission",
-			Summary: "Remove a SAM user's permission document", Handler: handler(s.deleteUserPermission)},
+			Summary: "Remove a SAM user's permission document", Handler: userOp(s.deleteUserPermission)},
 
 		{Name: "User:listUserAuthKeys", Method: "GET", Path: user + "/auth_keys",
-			Summary: "List a SAM user's auth keys (secrets are never shown)", Handler: handler(s.listUserAuthKeys)},
+			Summary: "List a SAM user's auth keys (secrets are never shown)", Handler: userOp(s.listUserAuthKeys)},
 		{Name: "User:generateUserAuthKey", Method: "POST", Path: user + "/auth_keys",
-			Summary: "Generate an auth key for a SAM user; the secret is shown only in this response", Handler: handler(s.generateUserAuthKey)},
+			Summary: "Generate an auth key for a SAM user; the secret is shown only in this response", Handler: userOp(s.generateUserAuthKey)},
 		{Name: "User:getUserAuthKey", Method: "GET", Path: user + "/auth_keys/{auth_key_id}",
-			Summary: "Get one of a SAM user's auth keys (without the secret)", Handler: handler(s.getUserAuthKey)},
+			Summary: "Get one of a SAM user's auth keys (without the secret)", Handler: userOp(s.getUserAuthKey)},
 		{Name: "User:deleteUserAuthKey", Method: "DELETE", Path: user + "/auth_keys/{auth_key_id}",
-			Summary: "Delete one of a SAM user's auth keys", Handler: handler(s.deleteUserAuthKey)},
+			Summary: "Delete one of a SAM user's auth keys", Handler: userOp(s.deleteUserAuthKey)},
 
 		{Name: "User:createUserPassword", Method: "POST", Path: user + "/password",
-			Summary: "Set a SAM user's first password", Handler: handler(s.createUserPassword)},
+			Summary: "Set a SAM user's first password", Handler: userOp(s.createUserPassword)},
 		{Name: "User:updateUserPassword", Method: "PUT", Path: user + "/password",
-			Summary: "Change a SAM user's password (currentPassword, newPassword)", Handler: handler(s.updateUserPassword)},
+			Summary: "Change a SAM user's password (currentPassword, newPassword)", Handler: userOp(s.updateUserPassword)},
 		{Name: "User:hasUserPassword", Method: "GET", Path: user + "/password",
-			Summary: "Report whether a SAM user has a password", Handler: handler(s.hasUserPassword)},
+			Summary: "Report whether a SAM user has a password", Handler: userOp(s.hasUserPassword)},
 		{Name: "User:deleteUserPassword", Method: "DELETE", Path: user + "/password",
-			Summary: "Remove a SAM user's password", Handler: handler(s.deleteUserPassword)},
+			Summary: "Remove a SAM user's password", Handler: userOp(s.deleteUserPassword)},
 
 		{Name: "User:getDefaultPermissions", Method: "GET", Path: users + "/" + defaultPermissionsSegment,
 			Summary: "Get the permission document applied to every SAM user", Handler: handler(s.getDefaultPermissions)},
@@ -398,11 +409,7 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Service) getUser(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) getUser(w http.ResponseWriter, r *http.Request, name string) error {
 	u, err := s.loadUser(r.Context(), caller(r), name)
 	if err != nil {
 		return err
@@ -411,11 +418,7 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Service) updateUser(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) updateUser(w http.ResponseWriter, r *http.Request, name string) error {
 	var req struct {
 		Description *string `json:"description"`
 	}
@@ -455,13 +458,9 @@ func (s *Service) updateUserRow(ctx context.Context, opID, name, set string, val
 	return nil
 }
 
-func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request, name string) error {
 	ctx, opID := r.Context(), caller(r)
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE operator_id = $1 AND user_name = $2`, opID, name)
 		if err != nil {
 			return err
@@ -497,11 +496,7 @@ func checkPolicy(field string, doc *string) error {
 	return nil
 }
 
-func (s *Service) getUserPermission(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) getUserPermission(w http.ResponseWriter, r *http.Request, name string) error {
 	perm, err := s.userField(r.Context(), caller(r), name, "permission")
 	if err != nil {
 		return err
@@ -510,11 +505,7 @@ func (s *Service) getUserPermission(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-func (s *Service) updateUserPermission(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) updateUserPermission(w http.ResponseWriter, r *http.Request, name string) error {
 	var req struct {
 		Permission *string `json:"permission"`
 		// SORACOM's SetUserPermissionRequest has a description; it is
@@ -534,11 +525,7 @@ func (s *Service) updateUserPermission(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
-func (s *Service) deleteUserPermission(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) deleteUserPermission(w http.ResponseWriter, r *http.Request, name string) error {
 	if err := s.updateUserRow(r.Context(), caller(r), name, `permission = $3`, ""); err != nil {
 		return err
 	}
@@ -586,11 +573,7 @@ func (s *Service) deleteDefaultPermissions(w http.ResponseWriter, r *http.Reques
 
 // ---- User auth keys ----
 
-func (s *Service) listUserAuthKeys(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) listUserAuthKeys(w http.ResponseWriter, r *http.Request, name string) error {
 	ctx, opID := r.Context(), caller(r)
 	if err := userExists(ctx, s.db, opID, name); err != nil {
 		return err
@@ -603,11 +586,7 @@ func (s *Service) listUserAuthKeys(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-func (s *Service) generateUserAuthKey(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) generateUserAuthKey(w http.ResponseWriter, r *http.Request, name string) error {
 	ctx, opID := r.Context(), caller(r)
 	if err := userExists(ctx, s.db, opID, name); err != nil {
 		return err
@@ -620,14 +599,10 @@ func (s *Service) generateUserAuthKey(w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
-func (s *Service) getUserAuthKey(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) getUserAuthKey(w http.ResponseWriter, r *http.Request, name string) error {
 	keyID := r.PathValue("auth_key_id")
 	var k AuthKey
-	err = s.db.QueryRowContext(r.Context(), `SELECT auth_key_id, created_at, last_used_at FROM auth_keys
+	err := s.db.QueryRowContext(r.Context(), `SELECT auth_key_id, created_at, last_used_at FROM auth_keys
 		WHERE auth_key_id = $1 AND operator_id = $2 AND user_name = $3`, keyID, caller(r), name).
 		Scan(&k.AuthKeyID, &k.CreateDateTime, &k.LastUsedDateTime)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -641,11 +616,7 @@ func (s *Service) getUserAuthKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Service) deleteUserAuthKey(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) deleteUserAuthKey(w http.ResponseWriter, r *http.Request, name string) error {
 	keyID := r.PathValue("auth_key_id")
 	res, err := s.db.ExecContext(r.Context(), `DELETE FROM auth_keys WHERE auth_key_id = $1 AND operator_id = $2 AND user_name = $3`,
 		keyID, caller(r), name)
@@ -663,11 +634,7 @@ func (s *Service) deleteUserAuthKey(w http.ResponseWriter, r *http.Request) erro
 
 // ---- Passwords ----
 
-func (s *Service) createUserPassword(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) createUserPassword(w http.ResponseWriter, r *http.Request, name string) error {
 	var req struct {
 		Password string `json:"password"`
 	}
@@ -702,11 +669,7 @@ func (s *Service) createUserPassword(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Service) updateUserPassword(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) updateUserPassword(w http.ResponseWriter, r *http.Request, name string) error {
 	var req struct {
 		CurrentPassword string `json:"currentPassword"`
 		NewPassword     string `json:"newPassword"`
@@ -743,11 +706,7 @@ func (s *Service) updateUserPassword(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Service) hasUserPassword(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) hasUserPassword(w http.ResponseWriter, r *http.Request, name string) error {
 	hash, err := s.userField(r.Context(), caller(r), name, "password_hash")
 	if err != nil {
 		return err
@@ -756,11 +715,7 @@ func (s *Service) hasUserPassword(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (s *Service) deleteUserPassword(w http.ResponseWriter, r *http.Request) error {
-	name, err := userParam(r)
-	if err != nil {
-		return err
-	}
+func (s *Service) deleteUserPassword(w http.ResponseWriter, r *http.Request, name string) error {
 	if err := s.updateUserRow(r.Context(), caller(r), name, `password_hash = $3`, ""); err != nil {
 		return err
 	}
