@@ -554,6 +554,44 @@ func (l *listing) add(it listItem) {
 
 // full reports whether more items than the limit are held and none still
 // to come (all sorting at or after bound) can enter the page.
+// trim cuts the listing to its limit and reports whether more remain.
+func (l *listing) trim() (more bool) {
+	if more = len(l.items) > l.limit; more {
+		l.items = l.items[:l.limit]
+	}
+	return more
+}
+
+// scan lists objects and hands each to visit until visit returns true.
+func (f *Files) scan(ctx context.Context, opts *gblob.ListOptions, visit func(*gblob.ListObject) bool) error {
+	it := f.store.Bucket.List(opts)
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if visit(obj) {
+			return nil
+		}
+	}
+}
+
+// writePage answers one page of a listing, naming the next page's key.
+func (f *Files) writePage(w http.ResponseWriter, r *http.Request, op string, l *listing, more bool) {
+	out, err := f.entries(r.Context(), op, l.items)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if more {
+		w.Header().Set("x-soracom-next-key", l.items[len(l.items)-1].sortKey)
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
 func (l *listing) full(bound string) bool {
 	return len(l.items) > l.limit && l.items[l.limit].sortKey < bound
 }
@@ -594,9 +632,8 @@ func (f *Files) handleList(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, api.BadRequest("last_evaluated_key must be a file name from the previous page, without slashes"))
 		return
 	}
-	out := []*FileEntry{}
 	if r.PathValue("scope") == "public" {
-		api.WriteJSON(w, http.StatusOK, out)
+		api.WriteJSON(w, http.StatusOK, []*FileEntry{})
 		return
 	}
 	ctx := r.Context()
@@ -611,32 +648,22 @@ func (f *Files) handleList(w http.ResponseWriter, r *http.Request) {
 		startAfter = prefix + after
 	}
 	l := &listing{limit: limit}
-	it := f.store.Bucket.List(f.store.ListOptions(prefix, "/", startAfter))
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			api.WriteError(w, r, err)
-			return
-		}
+	err = f.scan(ctx, f.store.ListOptions(prefix, "/", startAfter), func(obj *gblob.ListObject) bool {
 		rel := strings.TrimPrefix(obj.Key, prefix)
 		name := strings.TrimSuffix(rel, "/")
 		if name == "" || strings.Contains(name, "/") {
-			continue // a "folder marker" object some tools create
+			return false // a "folder marker" object some tools create
 		}
 		if name > after {
 			l.add(listItem{sortKey: name, path: base + name, isDir: obj.IsDir})
 		}
-		if f.store.Ordered() && l.full(listBound(rel)) {
-			break
-		}
+		return f.store.Ordered() && l.full(listBound(rel))
+	})
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
 	}
-	more := len(l.items) > limit
-	if more {
-		l.items = l.items[:limit]
-	}
+	more := l.trim()
 	if len(l.items) == 0 && p != "" {
 		exists := false
 		if after != "" {
@@ -650,15 +677,7 @@ func (f *Files) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err = f.entries(ctx, op, l.items)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if more {
-		w.Header().Set("x-soracom-next-key", l.items[len(l.items)-1].sortKey)
-	}
-	api.WriteJSON(w, http.StatusOK, out)
+	f.writePage(w, r, op, l, more)
 }
 
 func (f *Files) handleFind(w http.ResponseWriter, r *http.Request) {
@@ -689,9 +708,8 @@ func (f *Files) handleFind(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, badPath("prefix must be a path of at most %d bytes without backslashes or control characters", MaxPathBytes))
 		return
 	}
-	out := []*FileEntry{}
 	if scope == "public" {
-		api.WriteJSON(w, http.StatusOK, out)
+		api.WriteJSON(w, http.StatusOK, []*FileEntry{})
 		return
 	}
 	ctx := r.Context()
@@ -702,41 +720,22 @@ func (f *Files) handleFind(w http.ResponseWriter, r *http.Request) {
 		startAfter = root + a
 	}
 	l := &listing{limit: limit}
-	it := f.store.Bucket.List(f.store.ListOptions(root+prefix, "", startAfter))
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			api.WriteError(w, r, err)
-			return
-		}
+	err = f.scan(ctx, f.store.ListOptions(root+prefix, "", startAfter), func(obj *gblob.ListObject) bool {
 		rel := strings.TrimPrefix(obj.Key, root)
 		if obj.IsDir || rel == "" || strings.HasSuffix(rel, "/") {
-			continue
+			return false
 		}
-		fp := "/" + rel
-		if fp > after {
+		if fp := "/" + rel; fp > after {
 			l.add(listItem{sortKey: fp, path: rel})
 		}
-		if f.store.Ordered() && len(l.items) > limit {
-			break
-		}
-	}
-	more := len(l.items) > limit
-	if more {
-		l.items = l.items[:limit]
-	}
-	out, err = f.entries(ctx, op, l.items)
+		return f.store.Ordered() && len(l.items) > limit
+	})
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	if more {
-		w.Header().Set("x-soracom-next-key", l.items[len(l.items)-1].sortKey)
-	}
-	api.WriteJSON(w, http.StatusOK, out)
+	more := l.trim()
+	f.writePage(w, r, op, l, more)
 }
 
 // entries reads the attributes of the listed files (a few at a time) and
