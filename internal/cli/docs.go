@@ -7,16 +7,17 @@ import (
 
 	"github.com/nagare-iot/nagare/internal/api"
 	"github.com/nagare-iot/nagare/internal/config"
+	"github.com/nagare-iot/nagare/internal/flow"
 	"github.com/nagare-iot/nagare/internal/server"
 )
 
 func init() {
-	commands["docs"] = command{"print generated reference docs (docs api | docs config)", runDocs}
+	commands["docs"] = command{"print generated reference docs (docs api | config | flow)", runDocs}
 }
 
 func runDocs(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "Usage: nagare docs api|config")
+		fmt.Fprintln(stderr, "Usage: nagare docs api|config|flow")
 		return 2
 	}
 	switch args[0] {
@@ -24,8 +25,10 @@ func runDocs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, APIDoc())
 	case "config":
 		fmt.Fprint(stdout, ConfigDoc())
+	case "flow":
+		fmt.Fprint(stdout, FlowDoc())
 	default:
-		fmt.Fprintf(stderr, "nagare docs: unknown topic %q (api, config)\n", args[0])
+		fmt.Fprintf(stderr, "nagare docs: unknown topic %q (api, config, flow)\n", args[0])
 		return 2
 	}
 	return 0
@@ -51,6 +54,11 @@ func APIDoc() string {
 		fmt.Fprintf(&b, "| `%s` | `%s %s` | %s | %s |\n", op.Name, op.Method, op.Path, auth, strings.ReplaceAll(op.Summary, "|", "\\|"))
 	}
 	return b.String()
+}
+
+// FlowDoc is docs/flow-components.md: every source and action kind.
+func FlowDoc() string {
+	return fmt.Sprintf(generatedNote, "flow") + flow.Doc()
 }
 
 // ConfigDoc is docs/configuration.md.

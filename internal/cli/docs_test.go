@@ -11,8 +11,9 @@ var update = flag.Bool("update", false, "rewrite docs/api.md and docs/configurat
 // TestGeneratedDocs keeps docs/ true to the code.
 func TestGeneratedDocs(t *testing.T) {
 	for file, gen := range map[string]func() string{
-		"../../docs/api.md":           APIDoc,
-		"../../docs/configuration.md": ConfigDoc,
+		"../../docs/api.md":             APIDoc,
+		"../../docs/configuration.md":   ConfigDoc,
+		"../../docs/flow-components.md": FlowDoc,
 	} {
 		got := gen()
 		if *update {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nagare-iot/nagare/internal/suggest"
 )
 
 // Config is the server configuration.
@@ -267,7 +269,7 @@ func loadFile(c *Config, path string) Errors {
 		pos := fmt.Sprintf("%s:%d:%d", path, k.Line, k.Column)
 		f := lookup(k.Value)
 		if f == nil {
-			errs = append(errs, fmt.Sprintf("%s: unknown setting %q%s", pos, k.Value, suggest(k.Value)))
+			errs = append(errs, fmt.Sprintf("%s: unknown setting %q%s", pos, k.Value, suggestKey(k.Value)))
 			continue
 		}
 		if seen[f.key] {
@@ -287,38 +289,12 @@ func loadFile(c *Config, path string) Errors {
 	return errs
 }
 
-func suggest(key string) string {
-	best, bestD := "", 3
-	for _, f := range fields {
-		if d := distance(strings.ReplaceAll(key, "_", "-"), f.key); d < bestD {
-			best, bestD = f.key, d
-		}
+func suggestKey(key string) string {
+	known := make([]string, len(fields))
+	for i, f := range fields {
+		known[i] = f.key
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return suggest.DidYouMean(strings.ReplaceAll(key, "_", "-"), known)
 }
 
 func (c *Config) validate() Errors {
