@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 scripts/deps.sh
 make --no-print-directory lint
-echo "== tests on SQLite"
-go test ./...
+echo "== tests on SQLite (with the race detector)"
+go test -race ./...
 echo "== tests on PostgreSQL"
 DSN=$(scripts/postgres.sh start)
 NAGARE_TEST_POSTGRES="$DSN" go test -count=1 ./...

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,11 +92,35 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	d := &DB{DB: db, Dialect: SQLite}
+	// Processes opening one file together take turns migrating (what the
+	// advisory lock does for PostgreSQL).
+	unlock, err := lockFile(path + ".migrate.lock")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	defer unlock()
 	if err := d.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// lockFile takes an exclusive flock on path, waiting for other holders.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
