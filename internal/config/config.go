@@ -50,6 +50,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MaxPublishBytes int64
 	MaxFileBytes    int64
+
+	FlowAckWait         time.Duration
+	FlowRetryBackoff    time.Duration
+	FlowRunRetention    time.Duration
+	FlowFailedRetention time.Duration
 }
 
 type kind int
@@ -94,6 +99,10 @@ var fields = []field{
 	{key: "signed-url-ttl", env: "NAGARE_SIGNED_URL_TTL", kind: kDuration, def: "15m", help: "lifetime of signed file download URLs", dur: func(c *Config) *time.Duration { return &c.SignedURLTTL }},
 	{key: "shutdown-timeout", env: "NAGARE_SHUTDOWN_TIMEOUT", kind: kDuration, def: "15s", help: "how long a graceful stop waits for requests to finish", dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
 	{key: "max-publish-bytes", env: "NAGARE_MAX_PUBLISH_BYTES", kind: kBytes, def: "256KiB", help: "largest accepted device publish payload", num: func(c *Config) *int64 { return &c.MaxPublishBytes }},
+	{key: "flow-ack-wait", env: "NAGARE_FLOW_ACK_WAIT", kind: kDuration, def: "30s", help: "how soon a flow step left unfinished by a stopped node is redelivered", dur: func(c *Config) *time.Duration { return &c.FlowAckWait }},
+	{key: "flow-retry-backoff", env: "NAGARE_FLOW_RETRY_BACKOFF", kind: kDuration, def: "1s", help: "first retry delay of a failed flow action (doubles each retry, at most 1m)", dur: func(c *Config) *time.Duration { return &c.FlowRetryBackoff }},
+	{key: "flow-run-retention", env: "NAGARE_FLOW_RUN_RETENTION", kind: kDuration, def: "168h", help: "how long the history of succeeded flow runs is kept", dur: func(c *Config) *time.Duration { return &c.FlowRunRetention }},
+	{key: "flow-failed-run-retention", env: "NAGARE_FLOW_FAILED_RUN_RETENTION", kind: kDuration, def: "720h", help: "how long failed flow runs (and dead letters) are kept", dur: func(c *Config) *time.Duration { return &c.FlowFailedRetention }},
 	{key: "max-file-bytes", env: "NAGARE_MAX_FILE_BYTES", kind: kBytes, def: "100MiB", help: "largest accepted Harvest Files upload", num: func(c *Config) *int64 { return &c.MaxFileBytes }},
 }
 
@@ -396,6 +405,18 @@ func (c *Config) validate() Errors {
 	}
 	if c.MaxPublishBytes < 1 || c.MaxPublishBytes > 16<<20 {
 		add("max-publish-bytes: %d must be between 1 and 16MiB", c.MaxPublishBytes)
+	}
+	if c.FlowAckWait < time.Second || c.FlowAckWait > 10*time.Minute {
+		add("flow-ack-wait: %s must be between 1s and 10m", c.FlowAckWait)
+	}
+	if c.FlowRetryBackoff < 10*time.Millisecond || c.FlowRetryBackoff > time.Minute {
+		add("flow-retry-backoff: %s must be between 10ms and 1m", c.FlowRetryBackoff)
+	}
+	if c.FlowRunRetention < time.Hour {
+		add("flow-run-retention: %s must be at least 1h", c.FlowRunRetention)
+	}
+	if c.FlowFailedRetention < c.FlowRunRetention {
+		add("flow-failed-run-retention: %s must be at least flow-run-retention (%s)", c.FlowFailedRetention, c.FlowRunRetention)
 	}
 	if c.MaxFileBytes < 1 {
 		add("max-file-bytes: must be positive")

@@ -172,6 +172,10 @@ func (t *Template) IsLiteral() bool {
 // sorted.
 func (t *Template) Vars() []string { return slices.Clone(t.vars) }
 
+// IsSingle reports whether the template is exactly one ${…} (which keeps
+// its value's type when rendered).
+func (t *Template) IsSingle() bool { return t.single() != nil }
+
 func (t *Template) single() *tpart {
 	if len(t.parts) == 1 && t.parts[0].p != nil {
 		return &t.parts[0]

@@ -62,10 +62,10 @@ func init() {
 		},
 	})
 
-	RegisterAction(Spec{Kind: "webhook",
+	RegisterAction(Spec{Kind: "webhook", Run: runWebhook,
 		Summary: "Calls an HTTP endpoint. Output: `{status, headers, body}` with a JSON body parsed.",
 		Fields: []Field{
-			{Name: "url", Type: TTemplate, Required: true, Doc: "http(s) URL"},
+			{Name: "url", Type: TTemplate, Required: true, Escape: "url", Doc: "http(s) URL; values inside it are URL-escaped"},
 			{Name: "method", Type: TEnum, Enum: []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}, Default: "POST", Doc: "HTTP method"},
 			{Name: "headers", Type: TMap, Doc: "request headers"},
 			{Name: "body", Type: TAny, Doc: "request body: an object is sent as JSON, a string as is; omitted: the action's input as JSON"},
@@ -74,7 +74,7 @@ func init() {
 			{Name: "maxResponseBytes", Type: TInt, Min: 1, Max: 16 << 20, Default: 65536, Doc: "longer responses are an error"},
 		},
 	})
-	RegisterAction(Spec{Kind: "api",
+	RegisterAction(Spec{Kind: "api", Run: runAPI,
 		Summary: "Calls a nagare API operation as a user, permission-checked (e.g. the SoraCam export and poll of the crowding monitor). Output: the response body.",
 		Fields: []Field{
 			{Name: "operation", Type: TOperation, Required: true, Doc: "operation name, e.g. SoraCam:exportSoraCamDeviceRecordedImage"},
@@ -84,10 +84,10 @@ func init() {
 			{Name: "body", Type: TAny, Doc: "JSON request body"},
 		},
 	})
-	RegisterAction(Spec{Kind: "republish",
+	RegisterAction(Spec{Kind: "republish", Run: runPassThrough, Idempotent: true,
 		Summary: "Passes its input on unchanged (shape it with the output's transform). Output: the input.",
 	})
-	RegisterAction(Spec{Kind: "harvest",
+	RegisterAction(Spec{Kind: "harvest", Run: runHarvest,
 		Summary: "Writes a Harvest Data entry. Output: `{resourceType, resourceId, time}`.",
 		Fields: []Field{
 			{Name: "resourceType", Type: TEnum, Enum: []string{"Device", "Sim", "SoraCam", "Subscriber", "LoraDevice", "SigfoxDevice"}, Default: "Device", Doc: "resource type"},
@@ -96,7 +96,7 @@ func init() {
 			{Name: "contentType", Type: TTemplate, Default: "application/json", Doc: "entry content type"},
 		},
 	})
-	RegisterAction(Spec{Kind: "files",
+	RegisterAction(Spec{Kind: "files", Run: runFiles, Idempotent: true,
 		Summary: "Writes a Harvest File from a URL or from the payload. Output: the file entry.",
 		Fields: []Field{
 			{Name: "path", Type: TTemplate, Required: true, Doc: "file path, e.g. /cams/${payload.deviceId}/${now()}.jpg"},
@@ -108,8 +108,8 @@ func init() {
 		},
 		OneOf: [][]string{{"url", "content"}},
 	})
-	RegisterAction(Spec{Kind: "delay",
-		Summary: "Waits, then passes its input on. Output: the input.",
+	RegisterAction(Spec{Kind: "delay", Run: runPassThrough, Idempotent: true,
+		Summary: "Waits, then passes its input on (durably: the wait survives restarts). Output: the input.",
 		Fields: []Field{
 			{Name: "duration", Type: TDuration, Required: true, Min: 0, Max: MaxOutputDelay.Seconds(), Doc: "how long (at most 900s)"},
 		},
@@ -120,7 +120,7 @@ var cronFieldRE = regexp.MustCompile(`^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+
 
 var cronTokenRE = regexp.MustCompile(`[0-9A-Za-z]+`)
 
-var cronRanges = [6][2]int{{0, 59}, {0, 59}, {0, 23}, {1, 31}, {1, 12}, {0, 7}}
+var cronRanges = [6][2]int{{0, 59}, {0, 59}, {0, 23}, {1, 31}, {1, 12}, {0, 6}}
 
 var cronNames = map[string]int{
 	"JAN": 1, "FEB": 2, "MAR": 3, "APR": 4, "MAY": 5, "JUN": 6, "JUL": 7, "AUG": 8, "SEP": 9, "OCT": 10, "NOV": 11, "DEC": 12,

@@ -44,6 +44,11 @@ type Field struct {
 	Enum     []string // TEnum, TStrings
 	Min, Max float64  // TInt, TDuration (seconds); both 0 means unbounded
 	Fields   []Field  // TObject
+	// Escape says how values interpolated into a TTemplate/TMap string
+	// are escaped when the template mixes text and ${…}: "url" (query
+	// escaping), "json" (inside a JSON string), "slack" (Slack mrkdwn).
+	// A template that is exactly one ${…} is never escaped.
+	Escape string
 }
 
 // Spec is the registered description of a source or action kind.
@@ -57,6 +62,13 @@ type Spec struct {
 	// Check runs after the fields decoded cleanly, for rules that span
 	// fields; it returns problems as messages.
 	Check func(cfg map[string]any) []string
+	// Run executes an action kind (nil for sources). It gets the config
+	// with every template rendered for the event at hand.
+	Run ActionFunc
+	// Idempotent says whether running the action twice for one event has
+	// the effect of running it once; the run history flags repeats of
+	// the others after a crash.
+	Idempotent bool
 }
 
 type registry struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/nagare-iot/nagare/internal/bus"
 	"github.com/nagare-iot/nagare/internal/config"
 	"github.com/nagare-iot/nagare/internal/credentials"
+	"github.com/nagare-iot/nagare/internal/flow"
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
 	"github.com/nagare-iot/nagare/internal/store"
@@ -32,17 +33,19 @@ import (
 
 // Server is a running nagare node.
 type Server struct {
-	Config      *config.Config
-	DB          *store.DB
-	Bus         *bus.Bus
-	Files       *blob.Store
-	Auth        *auth.Service
-	Inventory   *inventory.Service
-	Data        *harvest.Data
-	Credentials *credentials.Service
-	Router      *api.Router
-	OperatorID  string
-	Registry    *prometheus.Registry
+	Config       *config.Config
+	DB           *store.DB
+	Bus          *bus.Bus
+	Files        *blob.Store
+	Auth         *auth.Service
+	Inventory    *inventory.Service
+	Data         *harvest.Data
+	Credentials  *credentials.Service
+	HarvestFiles *harvest.Files
+	Flow         *flow.Engine
+	Router       *api.Router
+	OperatorID   string
+	Registry     *prometheus.Registry
 
 	http    *http.Server
 	ln      net.Listener
@@ -127,11 +130,23 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Data.Close)
-	files := harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
+	s.HarvestFiles = harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
 	s.Credentials = credentials.New(s.DB, keys)
 
 	s.Router = api.NewRouter(s.Auth, s.Registry)
-	register(s.Router, s.Auth, s.Inventory, s.Data, files, s.Credentials)
+	s.Flow, err = flow.New(ctx, s.DB, s.Bus, &flow.Deps{
+		Data: s.Data, Files: s.HarvestFiles, Credentials: s.Credentials, Router: s.Router,
+		HTTP: flow.NewHTTPClient(),
+	}, s.Inventory, s.Auth, flow.Options{
+		Node: node, AckWait: cfg.FlowAckWait, BackoffBase: cfg.FlowRetryBackoff,
+		RunRetention: cfg.FlowRunRetention, FailedRetention: cfg.FlowFailedRetention,
+		PublicBase: cfg.PublicBase(), HookKey: keys.Derive("flux-webhooks"), DeviceSources: true,
+	}, s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	// TODO(files hook): s.HarvestFiles.SetOnChange(...)
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -154,7 +169,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{})
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{})
 	return rt.Ops()
 }
 
@@ -210,6 +225,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.ready.Store(true)
 	slog.Info("nagare serving", "addr", s.Addr(), "operator", s.OperatorID, "public_url", s.Config.PublicBase())
 	go s.pruneLoop(ctx)
+	if err := s.Flow.Start(ctx); err != nil {
+		s.ready.Store(false)
+		_ = s.http.Close()
+		s.closeAll()
+		return fmt.Errorf("flow engine: %w", err)
+	}
+	s.closers = append(s.closers, s.Flow.Close)
 
 	var serveErr error
 	select {

@@ -1,0 +1,84 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nagare-iot/nagare/internal/api"
+	"github.com/nagare-iot/nagare/internal/credentials"
+	"github.com/nagare-iot/nagare/internal/harvest"
+)
+
+// Deps are the platform services actions use.
+type Deps struct {
+	Data        *harvest.Data
+	Files       *harvest.Files
+	Credentials *credentials.Service
+	Router      *api.Router // the api action invokes operations through it
+	// HTTP is the client of the webhook and files actions; its transport
+	// may restrict where requests go. Per-call timeouts come from the
+	// action's timeout.
+	HTTP *http.Client
+}
+
+// Call is one execution of an action for one event.
+type Call struct {
+	Deps       *Deps
+	OperatorID string
+	App        string
+	Action     *Action
+	// Config is the action's config with every template rendered against
+	// the event (payload, context, event).
+	Config map[string]any
+	// Input is the event's payload (the action's input).
+	Input any
+	// Attempt counts from 1.
+	Attempt int
+}
+
+// ActionFunc runs an action and returns its result (the action's output
+// before the output transform). It must honour ctx's deadline. Errors are
+// retried with back-off unless wrapped with Permanent.
+type ActionFunc func(ctx context.Context, c *Call) (any, error)
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as one that a retry cannot fix (a 4xx answer, a bad
+// rendered value): the step fails at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// runPassThrough is republish and delay: the result is the input (the
+// delay itself is applied by the engine to the output).
+func runPassThrough(_ context.Context, c *Call) (any, error) { return c.Input, nil }
+
+// NewHTTPClient is the client outgoing flow requests use: bounded dial,
+// TLS and header waits (the whole request is bounded by the action's
+// timeout), and no proxy surprises beyond the environment's.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+}
