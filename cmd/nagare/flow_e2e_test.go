@@ -1,4 +1,4 @@
-package main
+package main_test
 
 import (
 	"encoding/json"
@@ -75,19 +75,25 @@ channels:
 `
 	a.must(201, "PUT", "/v1/flux/apps/pipeline", app, nil, "Content-Type", "application/yaml")
 
+	// Publish steadily; half-way, kill -9 and restart, then publish the
+	// rest. At the kill, events are in every stage: delivered, waiting in
+	// the delay, mid-webhook, not yet fanned out.
 	const n = 40
 	dev := &api{t: t, base: a.base}
+	before := 0
 	for i := 0; i < n; i++ {
+		if i == n/2 {
+			p.kill()
+			mu.Lock()
+			before = len(got)
+			mu.Unlock()
+			p = start(t, data, addr, db, env...)
+			a = login(t, addr, key.AuthKeyID, key.AuthKey)
+		}
 		dev.must(201, "POST", "/v1/devices/"+d.DeviceID+"/publish", fmt.Sprintf(`{"i":%d}`, i), nil,
 			"x-device-secret", d.DeviceSecret, "Content-Type", "application/json")
+		time.Sleep(60 * time.Millisecond)
 	}
-	time.Sleep(700 * time.Millisecond) // some events mid-flow, some waiting in the delay
-	p.kill()
-	mu.Lock()
-	before := len(got)
-	mu.Unlock()
-	p = start(t, data, addr, db, env...)
-	a = login(t, addr, key.AuthKeyID, key.AuthKey)
 
 	deadline := time.Now().Add(60 * time.Second)
 	var runs []struct{ RunID, Status string }

@@ -80,6 +80,7 @@ type Router struct {
 	ops    []Op
 	names  map[string]bool
 	shared map[string][]Op // "METHOD PATH" → operations on that pattern
+	byName map[string]Op   // name → operation with its wrapped handler (Invoke)
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -92,6 +93,7 @@ func NewRouter(auth Authenticator, reg prometheus.Registerer) *Router {
 		auth:   auth,
 		names:  map[string]bool{},
 		shared: map[string][]Op{},
+		byName: map[string]Op{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nagare_http_requests_total", Help: "API requests by operation and status code.",
 		}, []string{"op", "code"}),
@@ -126,6 +128,7 @@ func (rt *Router) Handle(op Op) {
 		}
 	}
 	op.Handler = rt.wrap(op).ServeHTTP
+	rt.byName[op.Name] = op
 	group = append(group[:i], append([]Op{op}, group[i:]...)...)
 	rt.shared[pattern] = group
 	if len(group) == 1 {
@@ -186,10 +189,16 @@ func (rt *Router) wrap(op Op) http.Handler {
 			rt.duration.WithLabelValues(op.Name).Observe(time.Since(start).Seconds())
 		}()
 		if op.Auth == AuthToken {
-			p, err := rt.auth.Authenticate(r.Context(), r.Header.Get("X-Soracom-API-Key"), r.Header.Get("X-Soracom-Token"))
-			if err != nil {
-				WriteError(sw, r, err)
-				return
+			// An in-process call (Invoke) names its principal; anything
+			// arriving over HTTP authenticates with its headers.
+			p := invokedAs(r.Context())
+			if p == nil {
+				var err error
+				p, err = rt.auth.Authenticate(r.Context(), r.Header.Get("X-Soracom-API-Key"), r.Header.Get("X-Soracom-Token"))
+				if err != nil {
+					WriteError(sw, r, err)
+					return
+				}
 			}
 			if err := rt.auth.Authorize(r.Context(), p, op.Name, r); err != nil {
 				WriteError(sw, r, err)

@@ -322,7 +322,7 @@ func (e *Engine) startDevices(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flow device consumer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { e.work <- m }, jetstream.PullMaxMessages(e.opts.Workers))
+	cc, err := cons.Consume(e.dispatch, jetstream.PullMaxMessages(e.opts.Workers), consumeErrors)
 	if err != nil {
 		return err
 	}
@@ -402,16 +402,12 @@ func (e *Engine) handleDevice(ctx context.Context, m jetstream.Msg) {
 	_ = m.Ack()
 }
 
-// FileEvent is a change to a Harvest File.
-type FileEvent struct {
-	OperatorID, Path, Kind, ContentType string // Kind: created, updated or deleted
-	Size                                int64
-	Time                                time.Time
-}
-
 // FileChanged is the Harvest Files change hook: it sends an event to every
-// channel whose files source covers the path and the kind of change.
-func (e *Engine) FileChanged(ctx context.Context, ev FileEvent) {
+// channel whose files source covers the path and the kind of change. A
+// change made by a flow action starts a run that carries on its cause's
+// hop count, so a self-triggering files loop stops at the hop limit.
+func (e *Engine) FileChanged(ctx context.Context, ev harvest.FileEvent) {
+	hop := causeHop(ctx) + 1
 	for _, la := range e.appsOf(ev.OperatorID) {
 		if !la.Enabled {
 			continue
@@ -434,7 +430,7 @@ func (e *Engine) FileChanged(ctx context.Context, ev FileEvent) {
 				}
 				cv := map[string]any{"eventType": "harvest_files", "configurationId": la.App.Name + "/" + ch.Name}
 				id := childID("files", ev.OperatorID, ev.Path, ev.Kind, strconv.FormatInt(ev.Time.UnixNano(), 10), la.App.Name, ch.Name)
-				env := &envelope{ID: id, Run: id, Op: ev.OperatorID, App: la.App.Name, Channel: ch.Name, Source: "files",
+				env := &envelope{ID: id, Run: id, Op: ev.OperatorID, App: la.App.Name, Channel: ch.Name, Source: "files", Hop: hop,
 					Time: ev.Time.UnixMilli(), Payload: payload, Context: cv, Event: &origin{Payload: payload, Context: cv}}
 				if err := e.publishEvent(ctx, env, 0); err != nil {
 					slog.Warn("flow: files event lost", "app", la.App.Name, "path", ev.Path, "err", err)

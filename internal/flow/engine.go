@@ -105,12 +105,13 @@ type Engine struct {
 	mu   sync.RWMutex
 	apps map[string]*loadedApp // operator/app
 
-	work    chan jetstream.Msg
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	consume []jetstream.ConsumeContext
-	appSub  *nats.Subscription
-	now     func() time.Time
+	work     chan jetstream.Msg
+	stopping chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	consume  []jetstream.ConsumeContext
+	appSub   *nats.Subscription
+	now      func() time.Time
 }
 
 // loadedApp is an app as the engine runs it.
@@ -172,13 +173,18 @@ func New(ctx context.Context, db *store.DB, b *bus.Bus, deps *Deps, inv *invento
 func (e *Engine) Start(ctx context.Context) error {
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.batch = store.NewBatcher(e.db, 128)
-	e.work = make(chan jetstream.Msg)
+	e.work, e.stopping = make(chan jetstream.Msg), make(chan struct{})
 	for i := 0; i < e.opts.Workers; i++ {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			for m := range e.work {
-				e.handle(ctx, m)
+			for {
+				select {
+				case m := <-e.work:
+					e.handle(ctx, m)
+				case <-e.stopping:
+					return
+				}
 			}
 		}()
 	}
@@ -193,7 +199,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("flow consumer %s: %w", c.name, err)
 		}
-		cc, err := cons.Consume(func(m jetstream.Msg) { e.work <- m }, jetstream.PullMaxMessages(e.opts.Workers))
+		cc, err := cons.Consume(e.dispatch, jetstream.PullMaxMessages(e.opts.Workers), consumeErrors)
 		if err != nil {
 			return fmt.Errorf("flow consumer %s: %w", c.name, err)
 		}
@@ -224,6 +230,21 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
+// consumeErrors logs a consumer's trouble (NATS reconnecting, a stream
+// recreated); the client keeps pulling where it can.
+var consumeErrors = jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	slog.Warn("flow: consuming", "err", err)
+})
+
+// dispatch hands a message to a worker; after Close began it leaves the
+// message unacknowledged, for redelivery.
+func (e *Engine) dispatch(m jetstream.Msg) {
+	select {
+	case e.work <- m:
+	case <-e.stopping:
+	}
+}
+
 // Close stops taking work, lets running steps finish (unfinished ones are
 // redelivered to another node or after a restart) and stops.
 func (e *Engine) Close() {
@@ -231,23 +252,20 @@ func (e *Engine) Close() {
 		return
 	}
 	for _, cc := range e.consume {
-		cc.Drain()
-	}
-	for _, cc := range e.consume {
-		select {
-		case <-cc.Closed():
-		case <-time.After(5 * time.Second):
-		}
+		cc.Stop()
 	}
 	if e.appSub != nil {
 		_ = e.appSub.Unsubscribe()
 	}
-	close(e.work)
-	e.cancel()
+	close(e.stopping)
 	e.wg.Wait()
+	e.cancel()
 	e.batch.Close()
 	e.cancel = nil
 }
+
+// SetClock replaces the engine's clock (tests of retention).
+func (e *Engine) SetClock(now func() time.Time) { e.now = now }
 
 // app returns the loaded app, or nil.
 func (e *Engine) app(op, name string) *loadedApp {

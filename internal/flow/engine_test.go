@@ -475,3 +475,170 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestDeviceSource(t *testing.T) {
+	ts := startFlow(t)
+	var g struct{ GroupID string }
+	ts.Root.Do("POST", "/v1/groups", map[string]any{"configuration": map[string]any{"SoracomHarvest": map[string]any{"enabled": true}}}).JSON(&g)
+	var d struct {
+		DeviceID     string `json:"device_id"`
+		DeviceSecret string `json:"deviceSecret"`
+	}
+	ts.Root.Do("POST", "/v1/devices", map[string]any{}).JSON(&d)
+	if res := ts.Root.Do("POST", "/v1/devices/"+d.DeviceID+"/set_group", map[string]string{"groupId": g.GroupID}); res.Status != 200 {
+		t.Fatalf("set_group: %d %s", res.Status, res.Body)
+	}
+	apply(t, ts, `
+name: devices
+channels:
+  one:
+    sources:
+      - device: {deviceId: `+d.DeviceID+`}
+    actions:
+      - name: a
+        republish: {}
+  group:
+    sources:
+      - device: {groupId: `+g.GroupID+`}
+    actions:
+      - name: b
+        condition: payload.t > 20 && context.resource.resourceId == "`+d.DeviceID+`" && context.group.groupId == "`+g.GroupID+`"
+        republish: {}
+`)
+	res := ts.Anon().Do("POST", "/v1/devices/"+d.DeviceID+"/publish", `{"t":21.5}`, "x-device-secret", d.DeviceSecret, "Content-Type", "application/json")
+	if res.Status != 201 {
+		t.Fatalf("publish: %d %s", res.Status, res.Body)
+	}
+	var runs []flow.Run
+	waitFor(t, func() bool {
+		ts.Root.Do("GET", "/v1/flux/apps/devices/runs?status=succeeded", nil).JSON(&runs)
+		return len(runs) == 2
+	})
+	for _, r := range runs {
+		var det flow.RunDetail
+		ts.Root.Do("GET", "/v1/flux/apps/devices/runs/"+r.RunID, nil).JSON(&det)
+		if r.Source != "device" || len(det.Trace) != 2 || det.Trace[1].Status != flow.StepSucceeded {
+			t.Errorf("run %+v: %+v", r, det.Trace)
+		}
+	}
+}
+
+// Files events, including the loop a files action writing under its own
+// source's prefix makes: the hop limit stops it.
+func TestFilesSource(t *testing.T) {
+	ts := startFlow(t)
+	apply(t, ts, `
+name: files
+channels:
+  uploads:
+    sources:
+      - files: {prefix: /in/, events: [created]}
+    actions:
+      - name: copy
+        files: {path: "/out${payload.path}", content: {seen: "${payload.path}", url: "${payload.presignedUrls.get}"}}
+  loop:
+    sources:
+      - files: {prefix: /loop/}
+    actions:
+      - name: again
+        files: {path: "/loop/x", content: "${now()}"}
+`)
+	if res := ts.Root.Do("PUT", "/v1/files/private/in/a.txt", "hello", "Content-Type", "text/plain"); res.Status != 201 {
+		t.Fatalf("put: %d %s", res.Status, res.Body)
+	}
+	waitFor(t, func() bool {
+		return ts.Root.Do("GET", "/v1/files/private/out/in/a.txt", nil).Status == 302
+	})
+	res := ts.Root.Do("GET", "/v1/files/private/out/in/a.txt", nil)
+	loc := res.Header.Get("Location")
+	body := ts.Anon().Do("GET", loc[strings.Index(loc, "/_blob"):], nil)
+	if !strings.Contains(string(body.Body), `"seen":"/in/a.txt"`) || !strings.Contains(string(body.Body), "/_blob") {
+		t.Errorf("copied file = %s", body.Body)
+	}
+	// An update does not match events: [created].
+	ts.Root.Do("PUT", "/v1/files/private/in/a.txt", "again", "Content-Type", "text/plain")
+
+	ts.Root.Do("PUT", "/v1/files/private/loop/x", "start", "Content-Type", "text/plain")
+	waitFor(t, func() bool {
+		var runs []flow.Run
+		ts.Root.Do("GET", "/v1/flux/apps/files/runs?status=failed", nil).JSON(&runs)
+		return len(runs) == 1 && strings.Contains(runs[0].Error, "hop limit")
+	})
+	var runs []flow.Run
+	ts.Root.Do("GET", "/v1/flux/apps/files/runs?limit=1000", nil).JSON(&runs)
+	uploads := 0
+	for _, r := range runs {
+		if r.Channel == "uploads" {
+			uploads++
+		}
+	}
+	if uploads != 1 {
+		t.Errorf("uploads runs = %d; want 1 (created only)", uploads)
+	}
+}
+
+func TestCronTimerWithTimeZone(t *testing.T) {
+	ts := startFlow(t)
+	apply(t, ts, `
+name: cron
+channels:
+  t:
+    sources:
+      - timer: {cron: "*/1 * * * * *", timezone: Asia/Tokyo}
+    actions:
+      - name: r
+        condition: context.eventType == "schedule" && payload == nil
+        republish: {}
+`)
+	waitFor(t, func() bool {
+		var runs []flow.Run
+		ts.Root.Do("GET", "/v1/flux/apps/cron/runs?status=succeeded", nil).JSON(&runs)
+		return len(runs) >= 2
+	})
+	ts.Root.Do("DELETE", "/v1/flux/apps/cron", nil)
+}
+
+func TestMessageLimitsAndRetention(t *testing.T) {
+	ts := startFlow(t)
+	apply(t, ts, "name: lim\nchannels:\n  in:\n    actions:\n      - name: r\n        republish: {}\n      - name: bad\n        condition: payload.x\n        republish: {}\n")
+	big := map[string]any{"x": strings.Repeat("a", 300<<10)}
+	if res := ts.Root.Do("POST", "/v1/flux/apps/lim/channels/in/messages", big); res.Status != 413 || res.ErrorCode() != "LRG0001" {
+		t.Errorf("oversized message: %d %s", res.Status, res.Body)
+	}
+	if res := ts.Root.Do("POST", "/v1/flux/apps/lim/channels/in/messages", "{not json", "Content-Type", "application/json"); res.Status != 400 {
+		t.Errorf("bad JSON: %d", res.Status)
+	}
+	ok := testRun(t, ts, "lim", "in", map[string]any{"x": true})
+	failed := testRun(t, ts, "lim", "in", map[string]any{"x": "not a boolean"})
+	if ok.Status != flow.RunSucceeded || failed.Status != flow.RunFailed {
+		t.Fatalf("runs: %s %s", ok.Status, failed.Status)
+	}
+	count := func() int {
+		var runs []flow.Run
+		ts.Root.Do("GET", "/v1/flux/apps/lim/runs", nil).JSON(&runs)
+		return len(runs)
+	}
+	prune := func(after time.Duration) {
+		ts.Flow.SetClock(func() time.Time { return time.Now().Add(after) })
+		if _, err := ts.Flow.Prune(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prune(24 * time.Hour)
+	if n := count(); n != 2 {
+		t.Errorf("after a day: %d runs; want 2", n)
+	}
+	prune(8 * 24 * time.Hour) // succeeded runs are kept 7 days
+	if n := count(); n != 1 {
+		t.Errorf("after 8 days: %d runs; want the failed one", n)
+	}
+	prune(31 * 24 * time.Hour) // failed ones 30
+	if n := count(); n != 0 {
+		t.Errorf("after 31 days: %d runs", n)
+	}
+	var d flow.RunDetail
+	if res := ts.Root.Do("GET", "/v1/flux/apps/lim/runs/"+ok.RunID, nil); res.Status != 404 {
+		t.Errorf("pruned run: %d %s", res.Status, res.Body)
+	}
+	_ = d
+}

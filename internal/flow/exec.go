@@ -19,6 +19,7 @@ import (
 // Step statuses in the run history.
 const (
 	StepReceived  = "received"  // an event reached a channel
+	StepRunning   = "running"   // an attempt started (and, if it stays so, was interrupted)
 	StepDropped   = "dropped"   // the app, channel or action is gone
 	StepSkipped   = "skipped"   // the condition was false
 	StepSucceeded = "succeeded" // the action ran
@@ -73,7 +74,7 @@ func (e *Engine) handleEvent(ctx context.Context, m jetstream.Msg) {
 	}
 	switch {
 	case la == nil || !la.Enabled || ch == nil:
-		if ev.Hop == 0 {
+		if ev.Run == ev.ID {
 			_ = m.Ack() // nothing started: nothing to record
 			return
 		}
@@ -83,9 +84,12 @@ func (e *Engine) handleEvent(ctx context.Context, m jetstream.Msg) {
 		st.Status = StepFailed
 		st.Error = fmt.Sprintf("hop limit reached: this run passed through channels %d times (limit %d); a loop that never ends? It was stopped at channel %s", ev.Hop, e.opts.MaxHops, ev.Channel)
 		st.runError, st.delta = st.Error, -1
+		if ev.Run == ev.ID { // a files event caused by a files action
+			st.newRun = &runStart{Op: ev.Op, App: ev.App, Channel: ev.Channel, Source: ev.Source, Started: time.UnixMilli(ev.Time)}
+		}
 	default:
 		st.delta = len(ch.Actions) - 1
-		if ev.Hop == 0 {
+		if ev.Run == ev.ID { // the first event of a run
 			st.newRun = &runStart{Op: ev.Op, App: ev.App, Channel: ev.Channel, Source: ev.Source, Started: time.UnixMilli(ev.Time)}
 			st.delta = len(ch.Actions)
 		}
@@ -154,20 +158,23 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 		e.finishStep(ctx, m, st, nil, 0)
 		return
 	}
-	if attempt > 1 {
-		prev, err := e.priorAttempts(ctx, ev.Run, workID)
-		if err != nil {
-			_ = m.NakWithDelay(time.Second)
-			return
-		}
-		if prev.final != "" {
-			// Done before a crash, but not acknowledged: send what it sent.
-			e.publishOutputs(ctx, m, prev.emitted, prev.delay)
-			return
-		}
-		if prev.last < attempt-1 && !ca.spec.Idempotent {
-			st.Note = fmt.Sprintf("attempt %d was interrupted (node stopped or timed out) after the action may have started; a %s action may have taken effect twice", attempt-1, ca.Kind)
-		}
+	// What earlier deliveries did. Checked on every delivery, not only
+	// redeliveries: after a crash the stream may hand out a message again
+	// as if for the first time.
+	prev, err := e.priorAttempts(ctx, ev.Run, workID)
+	if err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if prev.final != "" {
+		// Done before a crash, but not acknowledged: send what it sent.
+		e.publishOutputs(ctx, m, prev.emitted, prev.delay)
+		return
+	}
+	attempt = max(attempt, prev.last+1)
+	st.Attempt = attempt
+	if prev.interrupted > 0 && !ca.spec.Idempotent {
+		st.Note = fmt.Sprintf("attempt %d was interrupted (node stopped or timed out) after the action started; a %s action may have taken effect twice", prev.interrupted, ca.Kind)
 	}
 
 	env := ev.env()
@@ -192,7 +199,17 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 	}
 	st.Config = maskSecrets(cfg)
 
-	actx, cancel := context.WithTimeout(ctx, ca.Timeout)
+	if !ca.spec.Idempotent {
+		// Mark the attempt as started, so that if this node dies before
+		// it finishes, the next attempt can say the effect may repeat.
+		mark := *st
+		mark.Status, mark.marker = StepRunning, true
+		if err := e.record(ctx, &mark); err != nil {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
+	actx, cancel := context.WithTimeout(withRun(ctx, ev), ca.Timeout)
 	stopBeat := heartbeat(m, e.opts.AckWait/3)
 	start := time.Now()
 	result, err := ca.spec.Run(actx, &Call{Deps: e.deps, OperatorID: ev.Op, App: ev.App, Action: ca.Action, Config: cfg, Input: ev.Payload, Attempt: attempt})
@@ -359,4 +376,21 @@ func typeName(v any) string {
 	default:
 		return "a number"
 	}
+}
+
+type runKey struct{}
+
+// withRun tells code an action calls (the Files change hook) which event
+// it runs for, so events it causes count the hops of their cause: a files
+// action writing under the prefix of its own files source is a loop too.
+func withRun(ctx context.Context, ev *envelope) context.Context {
+	return context.WithValue(ctx, runKey{}, ev)
+}
+
+// causeHop is the hop count of the event an action runs for, or -1.
+func causeHop(ctx context.Context) int {
+	if ev, ok := ctx.Value(runKey{}).(*envelope); ok {
+		return ev.Hop
+	}
+	return -1
 }

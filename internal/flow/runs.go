@@ -35,6 +35,7 @@ type step struct {
 	Started         time.Time
 
 	delay    time.Duration
+	marker   bool // a StepRunning row: no bookkeeping
 	delta    int
 	newRun   *runStart
 	runError string
@@ -73,24 +74,40 @@ func (e *Engine) record(ctx context.Context, st *step) error {
 	}
 	err := e.batch.Do(ctx, func(tx *sql.Tx) error {
 		finished = ""
+		// A final row replaces the attempt's "running" marker.
 		res, err := tx.Exec(`INSERT INTO flux_steps (run_id, work_id, attempt, kind, channel, action, hop, status, condition,
 			input, config, output, emitted, error, note, started_at, duration_us)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) ON CONFLICT DO NOTHING`,
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+			ON CONFLICT (run_id, work_id, attempt) DO UPDATE SET status = excluded.status, output = excluded.output,
+				emitted = excluded.emitted, error = excluded.error, note = excluded.note, duration_us = excluded.duration_us
+			WHERE flux_steps.status = 'running'`,
 			st.Run, st.WorkID, st.Attempt, st.Kind, st.Channel, st.Action, st.Hop, st.Status, st.Condition,
 			jsonText(st.Input), nullJSON(st.Config), nullJSON(st.Output), em, st.Error, st.Note,
 			st.Started.UnixMilli(), dur.Microseconds())
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // recorded before
+		if n, _ := res.RowsAffected(); n == 0 || st.marker {
+			return nil // recorded before, or only a marker
+		}
+		if st.Kind == "action" && st.Status != StepRetrying {
+			// Another attempt already finished this step (two deliveries
+			// raced): the run's bookkeeping counts it once.
+			var others int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM flux_steps WHERE run_id = $1 AND work_id = $2 AND attempt <> $3
+				AND status NOT IN ('running', 'retrying')`, st.Run, st.WorkID, st.Attempt).Scan(&others); err != nil {
+				return err
+			}
+			if others > 0 {
+				return nil
+			}
 		}
 		now := e.now().UnixMilli()
 		if st.newRun != nil {
 			r := st.newRun
 			if _, err := tx.Exec(`INSERT INTO flux_runs (id, operator_id, app, channel, source, status, pending, steps, error, started_at, updated_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,1,'',$8,$9) ON CONFLICT DO NOTHING`,
-				st.Run, r.Op, r.App, r.Channel, r.Source, RunRunning, st.delta, r.Started.UnixMilli(), now); err != nil {
+				VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9,$10) ON CONFLICT DO NOTHING`,
+				st.Run, r.Op, r.App, r.Channel, r.Source, RunRunning, st.delta, st.runError, r.Started.UnixMilli(), now); err != nil {
 				return err
 			}
 		} else {
@@ -139,10 +156,11 @@ func nullJSON(v any) sql.NullString {
 }
 
 type prior struct {
-	final   string // status of a final attempt, if any
-	last    int    // highest attempt recorded
-	emitted []*envelope
-	delay   time.Duration
+	final       string // status of a final attempt, if any
+	last        int    // highest attempt recorded
+	interrupted int    // an attempt that started and never finished
+	emitted     []*envelope
+	delay       time.Duration
 }
 
 // priorAttempts reads what earlier deliveries of a step recorded.
@@ -161,6 +179,10 @@ func (e *Engine) priorAttempts(ctx context.Context, run, work string) (prior, er
 			return p, err
 		}
 		p.last = max(p.last, a)
+		if status == StepRunning {
+			p.interrupted = a
+			continue
+		}
 		if status != StepRetrying {
 			p.final = status
 			if em.Valid {
@@ -353,6 +375,8 @@ func (e *Engine) pruneLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-e.stopping:
 			return
 		case <-t.C:
 			if n, err := e.Prune(ctx); err != nil {

@@ -7,10 +7,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,15 +34,52 @@ type FilesOptions struct {
 // path "/a/b.jpg" is the key "<operatorID>/a/b.jpg". Directories are
 // implicit: a directory exists while some file lies below it.
 type Files struct {
-	store *blob.Store
-	opts  FilesOptions
+	store    *blob.Store
+	opts     FilesOptions
+	onChange atomic.Pointer[func(context.Context, FileEvent)]
+}
+
+// FileEvent is a change to a Harvest File.
+type FileEvent struct {
+	OperatorID  string
+	Path        string // as users see it, with a leading "/"
+	Kind        string // FileCreated, FileUpdated or FileDeleted
+	ContentType string
+	Size        int64
+	Time        time.Time
+}
+
+// FileEvent kinds.
+const (
+	FileCreated = "created"
+	FileUpdated = "updated"
+	FileDeleted = "deleted"
+)
+
+// SetOnChange sets the function called after every successful Put and
+// Delete (from the API or from Go callers), synchronously: it must be
+// quick. nil removes it. It may be set at any time, also while serving.
+func (f *Files) SetOnChange(fn func(ctx context.Context, ev FileEvent)) {
+	if fn == nil {
+		f.onChange.Store(nil)
+		return
+	}
+	f.onChange.Store(&fn)
+}
+
+func (f *Files) changed(ctx context.Context, ev FileEvent) {
+	if fn := f.onChange.Load(); fn != nil {
+		(*fn)(ctx, ev)
+	}
 }
 
 // NewFiles creates the Harvest Files service.
 func NewFiles(st *blob.Store, opts FilesOptions) *Files { return &Files{store: st, opts: opts} }
 
 // FileEntry describes a file or directory (SORACOM's FileEntry). Times are
-// UNIX milliseconds; directories carry only the path fields.
+// UNIX milliseconds; directories carry only the path fields. Metadata (not
+// in SORACOM's FileEntry) is the user metadata stored with the file, when
+// it has some.
 type FileEntry struct {
 	FilePath         string `json:"filePath"`
 	Filename         string `json:"filename"`
@@ -51,6 +90,8 @@ type FileEntry struct {
 	ETag             string `json:"etag"`
 	CreatedTime      int64  `json:"createdTime"`
 	LastModifiedTime int64  `json:"lastModifiedTime"`
+
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Path limits (SORACOM Harvest Files).
@@ -76,6 +117,9 @@ const (
 	// keys valid in every store (Azure allows only identifier characters).
 	metaCreated  = "created_ms"
 	metaModified = "modified_ms"
+	// metaUser prefixes user metadata keys, so they never meet the
+	// internal ones.
+	metaUser = "u_"
 
 	// attrsSuffix is fileblob's metadata side-car suffix; keys ending in
 	// it cannot be stored.
@@ -206,7 +250,52 @@ func entryFor(p string, a *gblob.Attributes) *FileEntry {
 	if v, err := strconv.ParseInt(a.Metadata[metaCreated], 10, 64); err == nil && v > 0 && v <= e.LastModifiedTime {
 		e.CreatedTime = v
 	}
+	for k, v := range a.Metadata {
+		if name, ok := strings.CutPrefix(k, metaUser); ok && name != "" {
+			if e.Metadata == nil {
+				e.Metadata = map[string]string{}
+			}
+			e.Metadata[name] = v
+		}
+	}
 	return e
+}
+
+// MaxMetadataBytes bounds a file's user metadata: its keys and URL-escaped
+// values together (S3 allows 2 KiB of metadata in all, escaped as URLs).
+const MaxMetadataBytes = 1024
+
+var metaKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// userMetadata checks user metadata and returns it as stored: keys are
+// case-insensitive (every store lowercases them) and carry metaUser.
+func userMetadata(meta map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(meta)+2)
+	size := 0
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := meta[k]
+		lk := strings.ToLower(k)
+		if !metaKeyRE.MatchString(lk) {
+			return nil, api.Invalid("metadata key %q must be 1 to 64 characters of a-z 0-9 _ - (case-insensitive), starting with a letter or digit", k)
+		}
+		if _, dup := out[metaUser+lk]; dup {
+			return nil, api.Invalid("metadata key %q is given twice (keys are case-insensitive)", k)
+		}
+		if !utf8.ValidString(v) {
+			return nil, api.Invalid("metadata %s: the value is not valid UTF-8", k)
+		}
+		size += len(lk) + len(url.QueryEscape(v))
+		out[metaUser+lk] = v
+	}
+	if size > MaxMetadataBytes {
+		return nil, api.Invalid("metadata is %d bytes (keys and URL-escaped values); at most %d are allowed", size, MaxMetadataBytes)
+	}
+	return out, nil
 }
 
 // pathEntry fills the path fields for p (no leading slash).
@@ -257,7 +346,19 @@ func (a *abortReader) Read(p []byte) (int, error) {
 // or one that fails while read (400) stores nothing and leaves any
 // previous file in place.
 func (f *Files) Put(ctx context.Context, operatorID, filePath, contentType string, body io.Reader) (*FileEntry, bool, error) {
+	return f.PutWithMetadata(ctx, operatorID, filePath, contentType, nil, body)
+}
+
+// PutWithMetadata is Put storing user metadata with the file (see
+// FileEntry.Metadata). Keys are case-insensitive and come back in lower
+// case: 1 to 64 characters of a-z 0-9 _ -; keys and values together are
+// at most MaxMetadataBytes. An overwrite replaces the metadata too.
+func (f *Files) PutWithMetadata(ctx context.Context, operatorID, filePath, contentType string, meta map[string]string, body io.Reader) (*FileEntry, bool, error) {
 	p, err := CleanPath(filePath, false)
+	if err != nil {
+		return nil, false, err
+	}
+	md, err := userMetadata(meta)
 	if err != nil {
 		return nil, false, err
 	}
@@ -309,10 +410,9 @@ func (f *Files) Put(ctx context.Context, operatorID, filePath, contentType strin
 	uctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ar := &abortReader{r: body, cancel: cancel}
-	err = f.store.Bucket.Upload(uctx, key, ar, &gblob.WriterOptions{
-		ContentType: contentType,
-		Metadata:    map[string]string{metaCreated: strconv.FormatInt(createdMS, 10), metaModified: strconv.FormatInt(now, 10)},
-	})
+	md[metaCreated] = strconv.FormatInt(createdMS, 10)
+	md[metaModified] = strconv.FormatInt(now, 10)
+	err = f.store.Bucket.Upload(uctx, key, ar, &gblob.WriterOptions{ContentType: contentType, Metadata: md})
 	if ar.err != nil {
 		err = ar.err
 	}
@@ -333,7 +433,14 @@ func (f *Files) Put(ctx context.Context, operatorID, filePath, contentType strin
 	if err != nil {
 		return nil, false, err
 	}
-	return entryFor(p, a), created, nil
+	e := entryFor(p, a)
+	kind := FileUpdated
+	if created {
+		kind = FileCreated
+	}
+	f.changed(ctx, FileEvent{OperatorID: operatorID, Path: e.FilePath, Kind: kind, ContentType: e.ContentType,
+		Size: e.ContentLength, Time: time.UnixMilli(e.LastModifiedTime)})
+	return e, created, nil
 }
 
 // Stat returns the FileEntry of a file, or of a directory when no file
@@ -379,6 +486,13 @@ func (f *Files) Delete(ctx context.Context, operatorID, filePath string) error {
 		return err
 	}
 	key := f.key(operatorID, p)
+	ev := FileEvent{OperatorID: operatorID, Path: "/" + p, Kind: FileDeleted}
+	if f.onChange.Load() != nil {
+		// Best effort: the event names what was deleted.
+		if a, err := f.store.Bucket.Attributes(ctx, key); err == nil {
+			ev.ContentType, ev.Size = a.ContentType, a.Size
+		}
+	}
 	if err := f.store.Bucket.Delete(ctx, key); err != nil {
 		if blob.IsNotFound(err) {
 			return api.NotFound("file /%s not found", p)
@@ -386,6 +500,8 @@ func (f *Files) Delete(ctx context.Context, operatorID, filePath string) error {
 		return err
 	}
 	f.store.PruneDirs(key)
+	ev.Time = time.Now()
+	f.changed(ctx, ev)
 	return nil
 }
 

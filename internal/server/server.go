@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	if err != nil {
 		return nil, err
 	}
-	// TODO(files hook): s.HarvestFiles.SetOnChange(...)
+	s.HarvestFiles.SetOnChange(s.Flow.FileChanged)
 	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -220,18 +220,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
 	}
+	if err := s.Flow.Start(ctx); err != nil {
+		s.closeAll()
+		return fmt.Errorf("flow engine: %w", err)
+	}
+	s.closers = append(s.closers, s.Flow.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.ready.Store(true)
 	slog.Info("nagare serving", "addr", s.Addr(), "operator", s.OperatorID, "public_url", s.Config.PublicBase())
 	go s.pruneLoop(ctx)
-	if err := s.Flow.Start(ctx); err != nil {
-		s.ready.Store(false)
-		_ = s.http.Close()
-		s.closeAll()
-		return fmt.Errorf("flow engine: %w", err)
-	}
-	s.closers = append(s.closers, s.Flow.Close)
 
 	var serveErr error
 	select {
