@@ -1,28 +1,80 @@
 #!/usr/bin/env bash
-# Benchmarks: Go micro-benchmarks, then a whole-system publish load test
-# against a freshly started nagare (durability on: SQLite synchronous=FULL,
-# JetStream sync writes). With PEER=nodered it also measures Node-RED 4.1.8
-# (npm) doing the same job — HTTP in → append to a file → 201 — with the same
-# load generator, side by side.
+# Benchmarks: Go micro-benchmarks, then whole-system load tests against a
+# freshly started nagare (durability on: SQLite synchronous=FULL, JetStream
+# sync writes), each on a new data directory:
+#
+#   nagare bench publish   device publish → 201 once durably stored
+#   nagare bench flow      device publish → 3-action flow → webhook to a sink
+#                          run by the bench itself: accepted/s, delivered/s,
+#                          end-to-end latency, lost and duplicate events. Run
+#                          twice: as fast as it goes (throughput), then at a
+#                          fixed FLOW_RATE below saturation (latency — at
+#                          saturation latency is only queueing time). The
+#                          first run accepts far more than the flow delivers
+#                          and waits for all of it: with DUR=10s on 2 cores
+#                          that is a few minutes of draining.
+#
+# With PEER=nodered it also measures Node-RED 4.1.8 (npm) doing the same jobs
+# with the same load generator and prints the figures side by side:
+#   publish: http in → file (append) → http response 201
+#   flow:    http in → http response 201, and in parallel
+#            change (JSONata: the same enrich) → switch (celsius > -100)
+#            → http request POST to the sink.
+# Not like for like on durability: nagare's flow engine records every step
+# of every run in SQL (SQLite synchronous=FULL by default) and in JetStream,
+# so a run survives a crash and is retried; Node-RED keeps nothing — an event
+# in flight when it stops is gone, and there is no run history.
+#
+# Env: DUR (10s), CONC (16 workers), FLOW_RATE (100 publishes/s for the
+# latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 DUR=${DUR:-10s}
 CONC=${CONC:-16}
-echo "== go test -bench"
-go test -run '^$' -bench . -benchtime "${BENCHTIME:-2s}" ./...
-[ -x bin/nagare ] || make --no-print-directory build
+FLOW_RATE=${FLOW_RATE:-100}
+if [ "${GOBENCH:-1}" != 0 ]; then
+  echo "== go test -bench"
+  go test -run '^$' -bench . -benchtime "${BENCHTIME:-2s}" ./...
+fi
+make --no-print-directory build # always: a stale bin/nagare may lack bench flow
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 addr=127.0.0.1:18181
+sink=127.0.0.1:18899 # the bench's webhook sink when Node-RED must be told where it is
+export NAGARE_ENDPOINT=http://$addr NAGARE_AUTH_KEY_ID=keyId-bench NAGARE_AUTH_KEY=secret-bench-0123456789abcdef
+nagare_pid=
+# start_nagare NAME: a fresh server on a new data directory.
+start_nagare() {
+  stop_nagare
+  NAGARE_ROOT_AUTH_KEY_ID=$NAGARE_AUTH_KEY_ID NAGARE_ROOT_AUTH_KEY=$NAGARE_AUTH_KEY \
+    bin/nagare serve --data "$work/data-$1" --listen $addr --log-level warn >>"$work/nagare.log" 2>&1 &
+  nagare_pid=$!
+  for _ in $(seq 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "nagare did not start:"; cat "$work/nagare.log"; exit 1
+}
+stop_nagare() {
+  if [ -n "$nagare_pid" ]; then kill "$nagare_pid"; wait "$nagare_pid" 2>/dev/null || true; nagare_pid=; fi
+}
+# run OUT CMD…: run a bench, show its output and keep it for the summary.
+run() {
+  local out=$work/$1; shift
+  "$@" | tee "$out" || echo "(exit status $?)"
+}
+
 echo "== nagare bench publish (whole system, $CONC workers, $DUR)"
-NAGARE_ROOT_AUTH_KEY_ID=keyId-bench NAGARE_ROOT_AUTH_KEY=secret-bench-0123456789abcdef \
-  bin/nagare serve --data "$work/data" --listen $addr --log-level warn >"$work/nagare.log" 2>&1 &
-for _ in $(seq 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-NAGARE_ENDPOINT=http://$addr NAGARE_AUTH_KEY_ID=keyId-bench NAGARE_AUTH_KEY=secret-bench-0123456789abcdef \
-  bin/nagare bench publish -duration "$DUR" -concurrency "$CONC"
+start_nagare publish
+run nagare-publish bin/nagare bench publish -duration "$DUR" -concurrency "$CONC"
+echo "== nagare bench flow (device → enrich → filter → webhook, $CONC workers, $DUR, as fast as it goes)"
+start_nagare flow
+run nagare-flow bin/nagare bench flow -duration "$DUR" -concurrency "$CONC"
+echo "== nagare bench flow at $FLOW_RATE publishes/s (latency below saturation)"
+start_nagare flow-rate
+run nagare-flow-rate bin/nagare bench flow -duration "$DUR" -concurrency "$CONC" -rate "$FLOW_RATE"
+stop_nagare
+
 if [ "${PEER:-}" = nodered ]; then
-  echo "== Node-RED 4.1.8: http in → file (append) → http response 201, same load"
+  echo "== Node-RED 4.1.8: same jobs, same load"
   mkdir -p "$work/nr"
   (cd "$work/nr" && npm install --silent --no-audit --no-fund node-red@4.1.8 >/dev/null)
   cat >"$work/nr/settings.js" <<JS
@@ -30,13 +82,52 @@ module.exports = { uiHost: "127.0.0.1", uiPort: 18800, httpAdminRoot: false, flo
   credentialSecret: false, logging: { console: { level: "warn" } }, telemetry: { enabled: false },
   externalModules: { autoInstall: false, palette: { allowInstall: false } } };
 JS
+  # /publish: append to a file, then answer 201 (nagare answers once the
+  # publish is stored).
+  # /flow: answer 201 at once and run the flow alongside. nagare answers a
+  # publish once it is durably stored, and its flow runs asynchronously
+  # after that; answering only when Node-RED's flow is done would instead
+  # measure a synchronous pipeline and throttle the load generator, so the
+  # parallel answer is the fairer match. Keep-alive is on for the outgoing
+  # request, as nagare's webhook action keeps connections.
   cat >"$work/nr/flows.json" <<JSON
 [{"id":"t","type":"tab","label":"bench"},
  {"id":"in","type":"http in","z":"t","url":"/publish","method":"post","wires":[["f"]]},
  {"id":"f","type":"file","z":"t","filename":"$work/nr/data.jsonl","filenameType":"str","appendNewline":true,"createDir":true,"overwriteFile":"false","encoding":"none","wires":[["r"]]},
- {"id":"r","type":"http response","z":"t","statusCode":"201","wires":[]}]
+ {"id":"r","type":"http response","z":"t","statusCode":"201","wires":[]},
+ {"id":"fin","type":"http in","z":"t","url":"/flow","method":"post","wires":[["fres","enrich"]]},
+ {"id":"fres","type":"http response","z":"t","statusCode":"201","wires":[]},
+ {"id":"enrich","type":"change","z":"t","rules":[{"t":"set","p":"payload","pt":"msg","to":"{\"sent\": payload.sent, \"i\": payload.i, \"celsius\": payload.t, \"fahrenheit\": payload.t * 9 / 5 + 32}","tot":"jsonata"}],"wires":[["filter"]]},
+ {"id":"filter","type":"switch","z":"t","property":"payload.celsius","propertyType":"msg","rules":[{"t":"gt","v":"-100","vt":"num"}],"checkall":"true","repair":false,"outputs":1,"wires":[["deliver"]]},
+ {"id":"deliver","type":"http request","z":"t","method":"POST","ret":"txt","paytoqs":"ignore","url":"http://$sink/sink","persist":true,"wires":[[]]}]
 JSON
   node "$work/nr/node_modules/node-red/red.js" --userDir "$work/nr" --settings "$work/nr/settings.js" >"$work/nr/log" 2>&1 &
   for _ in $(seq 200); do curl -fsS -XPOST -d '{}' http://127.0.0.1:18800/publish >/dev/null 2>&1 && break; sleep 0.2; done
-  bin/nagare bench publish -target http://127.0.0.1:18800/publish -duration "$DUR" -concurrency "$CONC"
+  echo "== Node-RED publish: http in → file (append) → http response 201"
+  run nodered-publish bin/nagare bench publish -target http://127.0.0.1:18800/publish -duration "$DUR" -concurrency "$CONC"
+  echo "== Node-RED flow: http in → 201; change → switch → http request to the sink, as fast as it goes"
+  run nodered-flow bin/nagare bench flow -target http://127.0.0.1:18800/flow -sink-listen $sink -duration "$DUR" -concurrency "$CONC"
+  echo "== Node-RED flow at $FLOW_RATE publishes/s"
+  run nodered-flow-rate bin/nagare bench flow -target http://127.0.0.1:18800/flow -sink-listen $sink -duration "$DUR" -concurrency "$CONC" -rate "$FLOW_RATE"
 fi
+
+# The summary: one row per run, the figures the benches printed.
+row() {
+  local f=$work/$2
+  [ -f "$f" ] || return 0
+  local acc del lat lost
+  acc=$(sed -n 's/^throughput: \([0-9]*\) publishes\/s/\1/p' "$f")
+  del=$(sed -n 's/^flow throughput: \([0-9]*\) deliveries\/s/\1/p' "$f")
+  lat=$(sed -n -e 's/^end-to-end latency: //p' -e 's/^latency: //p' "$f" | tail -1)
+  lost=$(sed -n 's/^lost: \([0-9]*\)  duplicates: \([0-9]*\)/\1 \/ \2/p' "$f")
+  printf '%-28s %11s %12s %12s %12s %10s\n' "$1" "${acc:--}" "${del:--}" "$(awk '{print $2}' <<<"$lat")" "$(awk '{print $6}' <<<"$lat")" "${lost:--}"
+}
+echo
+echo "== summary ($CONC workers, $DUR; latency: publish → 201 for publish, publish → sink for flow)"
+printf '%-28s %11s %12s %12s %12s %10s\n' "" "accepted/s" "delivered/s" "p50" "p99" "lost/dup"
+row "nagare publish" nagare-publish
+row "Node-RED publish" nodered-publish
+row "nagare flow" nagare-flow
+row "Node-RED flow" nodered-flow
+row "nagare flow @${FLOW_RATE}/s" nagare-flow-rate
+row "Node-RED flow @${FLOW_RATE}/s" nodered-flow-rate

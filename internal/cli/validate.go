@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nagare-iot/nagare/internal/flow"
+	"github.com/nagare-iot/nagare/internal/client"
 	"github.com/nagare-iot/nagare/internal/server"
 )
 
@@ -35,9 +36,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("nagare validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var files fileList
-	fs.Var(&files, "f", "app YAML file (repeatable)")
+	fs.Var(&files, "f", "app YAML file (repeatable; - reads standard input)")
+	remote := fs.Bool("remote", false, "also run the server's checks (credentials exist, API operations exist there) via POST /v1/flux/validate")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: nagare validate -f app.yaml [-f other.yaml]\n\nChecks app files offline: structure, field types, expressions and templates,\nchannel references. Every problem is reported with its line and column.\nCredential references are checked when the app is applied to a server.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: nagare validate [-remote] -f app.yaml [-f other.yaml]\n\nChecks app files offline: structure, field types, expressions and templates,\nchannel references. Every problem is reported with its line and column.\nCredential references are checked by the server: with -remote (which reads\nNAGARE_ENDPOINT, NAGARE_AUTH_KEY_ID and NAGARE_AUTH_KEY), or when the app is\napplied.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,14 +53,32 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code := 0
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "nagare validate: %v\n", err)
-			code = 1
-			continue
+	apps, errs := readAppFiles(files)
+	for _, err := range errs {
+		fmt.Fprintf(stderr, "nagare validate: %v\n", err)
+		code = 1
+	}
+	var c *client.Client
+	if *remote && len(apps) > 0 {
+		var err error
+		if c, err = client.FromEnv(context.Background(), os.Getenv); err != nil {
+			fmt.Fprintf(stderr, "nagare validate: -remote: %v\n", err)
+			return 1
 		}
-		app, err := flow.Parse(f, src, flow.Lookup{Operation: isOperation})
+	}
+	for _, f := range apps {
+		app, err := f.parseLocal()
+		if c != nil {
+			ps, rerr := validateRemote(context.Background(), c, f.src)
+			if rerr != nil {
+				fmt.Fprintf(stderr, "nagare validate: %s: server checks: %v\n", f.name, rerr)
+				code = 1
+				if err == nil {
+					continue
+				}
+			}
+			err = mergeProblems(f.name, err, ps)
+		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			code = 1
@@ -68,7 +88,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		for _, c := range app.Channels {
 			actions += len(c.Actions)
 		}
-		fmt.Fprintf(stdout, "%s: OK (app %s: %d channel(s), %d action(s))\n", f, app.Name, len(app.Channels), actions)
+		fmt.Fprintf(stdout, "%s: OK (app %s: %d channel(s), %d action(s))\n", f.name, app.Name, len(app.Channels), actions)
 	}
 	return code
 }
