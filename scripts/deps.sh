@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing nagare needs on Debian, if missing:
-# Go ≥ 1.26 must already be on PATH (or in /usr/local/go); PostgreSQL comes
-# from Debian's packages for the PostgreSQL test pass.
+# Go ≥ 1.26 must already be on PATH (or in /usr/local/go); PostgreSQL (for
+# the PostgreSQL test pass) and ffmpeg (camera snapshots and test streams)
+# come from Debian's packages.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null; then
@@ -10,6 +11,7 @@ if ! command -v go >/dev/null; then
 fi
 need=()
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps.sh: installing ${need[*]} from Debian's packages"
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

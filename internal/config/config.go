@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -50,6 +51,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MaxPublishBytes int64
 	MaxFileBytes    int64
+
+	CameraAllowNets string // CIDRs RTSP may connect to ("" = any not denied)
+	CameraDenyNets  string // CIDRs RTSP may never connect to
+	FFmpeg          string // ffmpeg binary for snapshots and exports
 
 	FlowAckWait         time.Duration
 	FlowRetryBackoff    time.Duration
@@ -99,6 +104,9 @@ var fields = []field{
 	{key: "signed-url-ttl", env: "NAGARE_SIGNED_URL_TTL", kind: kDuration, def: "15m", help: "lifetime of signed file download URLs", dur: func(c *Config) *time.Duration { return &c.SignedURLTTL }},
 	{key: "shutdown-timeout", env: "NAGARE_SHUTDOWN_TIMEOUT", kind: kDuration, def: "15s", help: "how long a graceful stop waits for requests to finish", dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
 	{key: "max-publish-bytes", env: "NAGARE_MAX_PUBLISH_BYTES", kind: kBytes, def: "256KiB", help: "largest accepted device publish payload", num: func(c *Config) *int64 { return &c.MaxPublishBytes }},
+	{key: "camera-allow-nets", env: "NAGARE_CAMERA_ALLOW_NETS", def: "", help: "comma-separated CIDRs cameras may be reached at (empty: any address not denied)", str: func(c *Config) *string { return &c.CameraAllowNets }},
+	{key: "camera-deny-nets", env: "NAGARE_CAMERA_DENY_NETS", def: "169.254.0.0/16,fe80::/10,0.0.0.0/8", help: "comma-separated CIDRs cameras may never be reached at (cloud metadata and link-local by default)", str: func(c *Config) *string { return &c.CameraDenyNets }},
+	{key: "ffmpeg", env: "NAGARE_FFMPEG", def: "ffmpeg", help: "ffmpeg binary used to decode camera snapshots and exports", str: func(c *Config) *string { return &c.FFmpeg }},
 	{key: "flow-ack-wait", env: "NAGARE_FLOW_ACK_WAIT", kind: kDuration, def: "30s", help: "how soon a flow step left unfinished by a stopped node is redelivered", dur: func(c *Config) *time.Duration { return &c.FlowAckWait }},
 	{key: "flow-retry-backoff", env: "NAGARE_FLOW_RETRY_BACKOFF", kind: kDuration, def: "1s", help: "first retry delay of a failed flow action (doubles each retry, at most 1m)", dur: func(c *Config) *time.Duration { return &c.FlowRetryBackoff }},
 	{key: "flow-run-retention", env: "NAGARE_FLOW_RUN_RETENTION", kind: kDuration, def: "168h", help: "how long the history of succeeded flow runs is kept", dur: func(c *Config) *time.Duration { return &c.FlowRunRetention }},
@@ -406,6 +414,11 @@ func (c *Config) validate() Errors {
 	if c.MaxPublishBytes < 1 || c.MaxPublishBytes > 16<<20 {
 		add("max-publish-bytes: %d must be between 1 and 16MiB", c.MaxPublishBytes)
 	}
+	for _, n := range []struct{ key, v string }{{"camera-allow-nets", c.CameraAllowNets}, {"camera-deny-nets", c.CameraDenyNets}} {
+		if _, err := ParseNets(n.v); err != nil {
+			add("%s: %v", n.key, err)
+		}
+	}
 	if c.FlowAckWait < time.Second || c.FlowAckWait > 10*time.Minute {
 		add("flow-ack-wait: %s must be between 1s and 10m", c.FlowAckWait)
 	}
@@ -466,4 +479,21 @@ func Help() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", f.key, f.env, def, f.help)
 	}
 	return b.String()
+}
+
+// ParseNets parses a comma-separated list of CIDR prefixes.
+func ParseNets(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
