@@ -30,6 +30,11 @@ type Config struct {
 	Listen string
 	// Name identifies this node (server name and client name).
 	Name string
+	// SyncInterval is how often the embedded server fsyncs JetStream
+	// writes; 0 fsyncs every write. Every write reaches the operating
+	// system before it is acknowledged either way, so a crashed or killed
+	// process loses nothing; the interval bounds what a power loss can.
+	SyncInterval time.Duration
 }
 
 // Bus is an open connection to NATS with JetStream.
@@ -57,9 +62,8 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		ServerName: name,
 		JetStream:  true,
 		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
-		// A single node has no replicas to fall back on: fsync every write
-		// so an acknowledged message survives power loss.
-		SyncAlways: true,
+		SyncAlways:   cfg.SyncInterval <= 0,
+		SyncInterval: cfg.SyncInterval,
 		NoSigs:     true,
 		NoLog:      true,
 		DontListen: cfg.Listen == "",

@@ -52,6 +52,8 @@ type Config struct {
 	MaxPublishBytes int64
 	MaxFileBytes    int64
 
+	NATSSync string // "always" or an fsync interval for the embedded NATS
+
 	CameraAllowNets string // CIDRs RTSP may connect to ("" = any not denied)
 	CameraDenyNets  string // CIDRs RTSP may never connect to
 	FFmpeg          string // ffmpeg binary for snapshots and exports
@@ -104,6 +106,7 @@ var fields = []field{
 	{key: "signed-url-ttl", env: "NAGARE_SIGNED_URL_TTL", kind: kDuration, def: "15m", help: "lifetime of signed file download URLs", dur: func(c *Config) *time.Duration { return &c.SignedURLTTL }},
 	{key: "shutdown-timeout", env: "NAGARE_SHUTDOWN_TIMEOUT", kind: kDuration, def: "15s", help: "how long a graceful stop waits for requests to finish", dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
 	{key: "max-publish-bytes", env: "NAGARE_MAX_PUBLISH_BYTES", kind: kBytes, def: "256KiB", help: "largest accepted device publish payload", num: func(c *Config) *int64 { return &c.MaxPublishBytes }},
+	{key: "nats-sync", env: "NAGARE_NATS_SYNC", def: "1s", help: "embedded NATS: fsync interval for JetStream (flow work, timers), or always (power-loss safe, ~5x fewer flow events/s); a killed process loses nothing either way", str: func(c *Config) *string { return &c.NATSSync }},
 	{key: "camera-allow-nets", env: "NAGARE_CAMERA_ALLOW_NETS", def: "", help: "comma-separated CIDRs cameras may be reached at (empty: any address not denied)", str: func(c *Config) *string { return &c.CameraAllowNets }},
 	{key: "camera-deny-nets", env: "NAGARE_CAMERA_DENY_NETS", def: "169.254.0.0/16,fe80::/10,0.0.0.0/8", help: "comma-separated CIDRs cameras may never be reached at (cloud metadata and link-local by default)", str: func(c *Config) *string { return &c.CameraDenyNets }},
 	{key: "ffmpeg", env: "NAGARE_FFMPEG", def: "ffmpeg", help: "ffmpeg binary used to decode camera snapshots and exports", str: func(c *Config) *string { return &c.FFmpeg }},
@@ -414,6 +417,9 @@ func (c *Config) validate() Errors {
 	if c.MaxPublishBytes < 1 || c.MaxPublishBytes > 16<<20 {
 		add("max-publish-bytes: %d must be between 1 and 16MiB", c.MaxPublishBytes)
 	}
+	if _, err := c.NATSSyncInterval(); err != nil {
+		add("nats-sync: %v", err)
+	}
 	for _, n := range []struct{ key, v string }{{"camera-allow-nets", c.CameraAllowNets}, {"camera-deny-nets", c.CameraDenyNets}} {
 		if _, err := ParseNets(n.v); err != nil {
 			add("%s: %v", n.key, err)
@@ -496,4 +502,16 @@ func ParseNets(list string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// NATSSyncInterval is the embedded NATS fsync interval (0: every write).
+func (c *Config) NATSSyncInterval() (time.Duration, error) {
+	if c.NATSSync == "always" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.NATSSync)
+	if err != nil || d < 10*time.Millisecond || d > 2*time.Minute {
+		return 0, fmt.Errorf("%q must be always or a duration from 10ms to 2m", c.NATSSync)
+	}
+	return d, nil
 }

@@ -87,7 +87,7 @@ func (o *Options) defaults() {
 		o.MaxPayloadBytes = 256 << 10
 	}
 	if o.Workers <= 0 {
-		o.Workers = 32
+		o.Workers = 128
 	}
 }
 
@@ -100,6 +100,7 @@ type Engine struct {
 	users *auth.Service
 	opts  Options
 	batch *store.Batcher
+	sql   statements
 	m     *metrics
 
 	mu   sync.RWMutex
@@ -172,6 +173,9 @@ func New(ctx context.Context, db *store.DB, b *bus.Bus, deps *Deps, inv *invento
 // Start consumes channel events, action steps and device data until Close.
 func (e *Engine) Start(ctx context.Context) error {
 	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := e.prepare(ctx); err != nil {
+		return fmt.Errorf("flow statements: %w", err)
+	}
 	e.batch = store.NewBatcher(e.db, 128)
 	e.work, e.stopping = make(chan jetstream.Msg), make(chan struct{})
 	for i := 0; i < e.opts.Workers; i++ {
@@ -261,6 +265,7 @@ func (e *Engine) Close() {
 	e.wg.Wait()
 	e.cancel()
 	e.batch.Close()
+	e.sql.close()
 	e.cancel = nil
 }
 

@@ -62,6 +62,47 @@ func jsonText(v any) sql.NullString {
 	return sql.NullString{String: string(b), Valid: true}
 }
 
+// statements are the run history's hot statements, prepared once.
+type statements struct {
+	insertStep, otherFinals, insertRun, updateRun, finishRun *sql.Stmt
+}
+
+func (e *Engine) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = e.db.PrepareContext(ctx, q)
+		return st
+	}
+	e.sql = statements{
+		insertStep: prep(`INSERT INTO flux_steps (run_id, work_id, attempt, kind, channel, action, hop, status, condition,
+			input, config, output, emitted, error, note, started_at, duration_us)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+			ON CONFLICT (run_id, work_id, attempt) DO UPDATE SET status = excluded.status, output = excluded.output,
+				emitted = excluded.emitted, error = excluded.error, note = excluded.note, duration_us = excluded.duration_us
+			WHERE flux_steps.status = 'running'`),
+		otherFinals: prep(`SELECT COUNT(*) FROM flux_steps WHERE run_id = $1 AND work_id = $2 AND attempt <> $3
+			AND status NOT IN ('running', 'retrying')`),
+		insertRun: prep(`INSERT INTO flux_runs (id, operator_id, app, channel, source, status, pending, steps, error, started_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9,$10) ON CONFLICT DO NOTHING`),
+		updateRun: prep(`UPDATE flux_runs SET pending = pending + $1, steps = steps + 1, updated_at = $2,
+			error = CASE WHEN error = '' THEN $3 ELSE error END WHERE id = $4 RETURNING pending, status, error`),
+		finishRun: prep(`UPDATE flux_runs SET status = $1, finished_at = $2 WHERE id = $3`),
+	}
+	return err
+}
+
+func (s *statements) close() {
+	for _, st := range []*sql.Stmt{s.insertStep, s.otherFinals, s.insertRun, s.updateRun, s.finishRun} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
 // record writes a step and updates its run in one transaction shared with
 // other steps (group commit). A step already recorded (work repeated after
 // a crash) changes nothing.
@@ -75,13 +116,7 @@ func (e *Engine) record(ctx context.Context, st *step) error {
 	err := e.batch.Do(ctx, func(tx *sql.Tx) error {
 		finished = ""
 		// A final row replaces the attempt's "running" marker.
-		res, err := tx.Exec(`INSERT INTO flux_steps (run_id, work_id, attempt, kind, channel, action, hop, status, condition,
-			input, config, output, emitted, error, note, started_at, duration_us)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
-			ON CONFLICT (run_id, work_id, attempt) DO UPDATE SET status = excluded.status, output = excluded.output,
-				emitted = excluded.emitted, error = excluded.error, note = excluded.note, duration_us = excluded.duration_us
-			WHERE flux_steps.status = 'running'`,
-			st.Run, st.WorkID, st.Attempt, st.Kind, st.Channel, st.Action, st.Hop, st.Status, st.Condition,
+		res, err := tx.Stmt(e.sql.insertStep).Exec(st.Run, st.WorkID, st.Attempt, st.Kind, st.Channel, st.Action, st.Hop, st.Status, st.Condition,
 			jsonText(st.Input), nullJSON(st.Config), nullJSON(st.Output), em, st.Error, st.Note,
 			st.Started.UnixMilli(), dur.Microseconds())
 		if err != nil {
@@ -90,12 +125,11 @@ func (e *Engine) record(ctx context.Context, st *step) error {
 		if n, _ := res.RowsAffected(); n == 0 || st.marker {
 			return nil // recorded before, or only a marker
 		}
-		if st.Kind == "action" && st.Status != StepRetrying {
-			// Another attempt already finished this step (two deliveries
-			// raced): the run's bookkeeping counts it once.
+		if st.Kind == "action" && st.Status != StepRetrying && st.Attempt > 1 {
+			// Another attempt may have finished this step already (two
+			// deliveries raced): the run's bookkeeping counts it once.
 			var others int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM flux_steps WHERE run_id = $1 AND work_id = $2 AND attempt <> $3
-				AND status NOT IN ('running', 'retrying')`, st.Run, st.WorkID, st.Attempt).Scan(&others); err != nil {
+			if err := tx.Stmt(e.sql.otherFinals).QueryRow(st.Run, st.WorkID, st.Attempt).Scan(&others); err != nil {
 				return err
 			}
 			if others > 0 {
@@ -103,34 +137,29 @@ func (e *Engine) record(ctx context.Context, st *step) error {
 			}
 		}
 		now := e.now().UnixMilli()
-		if st.newRun != nil {
-			r := st.newRun
-			if _, err := tx.Exec(`INSERT INTO flux_runs (id, operator_id, app, channel, source, status, pending, steps, error, started_at, updated_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9,$10) ON CONFLICT DO NOTHING`,
-				st.Run, r.Op, r.App, r.Channel, r.Source, RunRunning, st.delta, st.runError, r.Started.UnixMilli(), now); err != nil {
-				return err
-			}
-		} else {
-			if _, err := tx.Exec(`UPDATE flux_runs SET pending = pending + $1, steps = steps + 1, updated_at = $2,
-				error = CASE WHEN error = '' THEN $3 ELSE error END WHERE id = $4`,
-				st.delta, now, st.runError, st.Run); err != nil {
-				return err
-			}
-		}
 		var pending int64
 		var status, runErr string
-		switch err := tx.QueryRow(`SELECT pending, status, error FROM flux_runs WHERE id = $1`, st.Run).Scan(&pending, &status, &runErr); {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil // pruned meanwhile
-		case err != nil:
-			return err
+		if st.newRun != nil {
+			r := st.newRun
+			if _, err := tx.Stmt(e.sql.insertRun).Exec(st.Run, r.Op, r.App, r.Channel, r.Source, RunRunning, st.delta, st.runError, r.Started.UnixMilli(), now); err != nil {
+				return err
+			}
+			pending, status, runErr = int64(st.delta), RunRunning, st.runError
+		} else {
+			err := tx.Stmt(e.sql.updateRun).QueryRow(st.delta, now, st.runError, st.Run).Scan(&pending, &status, &runErr)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // pruned meanwhile
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if pending <= 0 && status == RunRunning {
 			finished = RunSucceeded
 			if runErr != "" {
 				finished = RunFailed
 			}
-			_, err := tx.Exec(`UPDATE flux_runs SET status = $1, finished_at = $2 WHERE id = $3`, finished, now, st.Run)
+			_, err := tx.Stmt(e.sql.finishRun).Exec(finished, now, st.Run)
 			return err
 		}
 		return nil

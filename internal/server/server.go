@@ -94,7 +94,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		slog.Warn("generated a new secret key for credentials and signed URLs; back it up with the data directory", "path", cfg.DataDir+"/"+credentials.KeyFile)
 	}
 
-	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName})
+	syncEvery, _ := cfg.NATSSyncInterval() // checked by config validation
+	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery})
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}

@@ -9,8 +9,8 @@ import (
 
 // Batcher commits the work of many concurrent callers in shared
 // transactions (group commit): one commit, and so one fsync, per batch
-// instead of one per caller. Each caller's function runs inside its own
-// savepoint, so one caller's error rolls back only that caller's writes.
+// instead of one per caller. A caller whose function fails gets its own
+// transaction on a retry, so its error never undoes the others' writes.
 type Batcher struct {
 	db    *DB
 	max   int
@@ -36,7 +36,9 @@ func NewBatcher(db *DB, max int) *Batcher {
 
 // Do runs fn in a transaction shared with other callers and returns once
 // that transaction committed (nil) or fn's writes were rolled back (the
-// error). fn must not keep tx, and must not commit or roll it back.
+// error). fn must not keep tx, and must not commit or roll it back; it
+// may run twice (its first run rolled back), so it must not have effects
+// outside the transaction.
 func (b *Batcher) Do(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	it := &batchItem{ctx: ctx, fn: fn, done: make(chan struct{})}
 	select {
@@ -80,60 +82,35 @@ func (b *Batcher) loop() {
 }
 
 func (b *Batcher) commit(batch []*batchItem) {
-	fail := func(err error) {
-		for _, it := range batch {
-			if it.err == nil {
-				it.err = err
-			}
-		}
-	}
-	tx, err := b.db.BeginTx(context.Background(), nil)
-	if err != nil {
-		fail(err)
-		return
-	}
-	live := 0
+	live := batch[:0:0]
 	for _, it := range batch {
 		if err := it.ctx.Err(); err != nil {
 			it.err = err
 			continue
 		}
-		if len(batch) == 1 {
-			it.err = it.fn(tx)
-			if it.err != nil {
-				_ = tx.Rollback()
-				return
-			}
-			live++
-			continue
-		}
-		if _, err := tx.Exec("SAVEPOINT batch_item"); err != nil {
-			_ = tx.Rollback()
-			fail(err)
-			return
-		}
-		if it.err = it.fn(tx); it.err != nil {
-			if _, err := tx.Exec("ROLLBACK TO SAVEPOINT batch_item"); err != nil {
-				_ = tx.Rollback()
-				fail(err)
-				return
-			}
-		} else {
-			live++
-		}
-		if _, err := tx.Exec("RELEASE SAVEPOINT batch_item"); err != nil {
-			_ = tx.Rollback()
-			fail(err)
-			return
-		}
+		live = append(live, it)
 	}
-	if live == 0 {
-		_ = tx.Rollback()
+	if len(live) == 0 {
 		return
 	}
-	if err := tx.Commit(); err != nil {
-		// Callers whose own fn failed keep their error; the rest get the
-		// commit's.
-		fail(err)
+	// Fast path: everyone in one transaction. Failures are rare (callers
+	// handle conflicts in SQL), so only when one fails is the batch rolled
+	// back and each caller retried in a transaction of its own.
+	err := b.db.Tx(context.Background(), func(tx *sql.Tx) error {
+		for _, it := range live {
+			if err := it.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || len(live) == 1 {
+		for _, it := range live {
+			it.err = err
+		}
+		return
+	}
+	for _, it := range live {
+		it.err = b.db.Tx(context.Background(), it.fn)
 	}
 }
