@@ -59,14 +59,14 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return newBus(nc, nil)
 	}
 	opts := &server.Options{
-		ServerName: name,
-		JetStream:  true,
-		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
+		ServerName:   name,
+		JetStream:    true,
+		StoreDir:     filepath.Join(cfg.DataDir, "jetstream"),
 		SyncAlways:   cfg.SyncInterval <= 0,
 		SyncInterval: cfg.SyncInterval,
-		NoSigs:     true,
-		NoLog:      true,
-		DontListen: cfg.Listen == "",
+		NoSigs:       true,
+		NoLog:        true,
+		DontListen:   cfg.Listen == "",
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitHostPort(cfg.Listen)
