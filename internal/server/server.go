@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 	"github.com/nagare-iot/nagare/internal/auth"
 	"github.com/nagare-iot/nagare/internal/blob"
 	"github.com/nagare-iot/nagare/internal/bus"
+	"github.com/nagare-iot/nagare/internal/camera"
+	"github.com/nagare-iot/nagare/internal/camera/rtsp"
+	"github.com/nagare-iot/nagare/internal/camera/snapshot"
 	"github.com/nagare-iot/nagare/internal/config"
 	"github.com/nagare-iot/nagare/internal/credentials"
 	"github.com/nagare-iot/nagare/internal/flow"
@@ -43,6 +47,7 @@ type Server struct {
 	Credentials  *credentials.Service
 	HarvestFiles *harvest.Files
 	Flow         *flow.Engine
+	Cameras      *camera.Service
 	Router       *api.Router
 	OperatorID   string
 	Registry     *prometheus.Registry
@@ -147,7 +152,15 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		return nil, err
 	}
 	s.HarvestFiles.SetOnChange(s.Flow.FileChanged)
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow)
+	allow, _ := config.ParseNets(cfg.CameraAllowNets) // checked by config validation
+	deny, _ := config.ParseNets(cfg.CameraDenyNets)
+	s.Cameras = camera.New(s.DB, s.Files, s.HarvestFiles, s.Credentials, s.Inventory, camera.Options{
+		RTSP:    rtsp.Options{Policy: rtsp.Policy{Allow: allow, Deny: deny}},
+		Decoder: &snapshot.FFmpeg{Path: cfg.FFmpeg},
+		Node:    node,
+	})
+	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -170,7 +183,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{})
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{})
 	return rt.Ops()
 }
 
@@ -226,6 +239,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("flow engine: %w", err)
 	}
 	s.closers = append(s.closers, s.Flow.Close)
+	if err := s.Cameras.Start(ctx); err != nil {
+		s.closeAll()
+		return fmt.Errorf("cameras: %w", err)
+	}
+	s.closers = append(s.closers, s.Cameras.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.ready.Store(true)
