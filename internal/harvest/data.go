@@ -12,7 +12,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,7 +132,7 @@ type Data struct {
 	stopped chan struct{} // closed when the relay has stopped
 
 	m     dataMetrics
-	stmts struct{ insert, upsert, upsertAttrs, outbox *sql.Stmt }
+	stmts struct{ insert, upsert, upsertAttrs, outbox, rollup *sql.Stmt }
 }
 
 type dataMetrics struct {
@@ -177,13 +176,17 @@ func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Servi
 	for _, p := range []struct {
 		st **sql.Stmt
 		q  string
-	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}, {&d.stmts.outbox, insertOutbox}} {
+	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}, {&d.stmts.outbox, insertOutbox}, {&d.stmts.rollup, upsertRollup}} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
 			d.closeStmts()
 			return nil, fmt.Errorf("harvest: %w", err)
 		}
 		*p.st = st
+	}
+	if err := d.backfillPoints(ctx); err != nil {
+		d.closeStmts()
+		return nil, fmt.Errorf("harvest: indexing numeric values: %w", err)
 	}
 	// Continue this node's outbox where the previous run left it.
 	var backlog int64
@@ -221,7 +224,7 @@ func (d *Data) Close() {
 }
 
 func (d *Data) closeStmts() {
-	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs, d.stmts.outbox} {
+	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs, d.stmts.outbox, d.stmts.rollup} {
 		if st != nil {
 			st.Close()
 		}
@@ -250,7 +253,8 @@ func (d *Data) Put(ctx context.Context, operatorID, resourceType, resourceID, co
 		contentType = "application/octet-stream"
 	}
 	p := &pending{op: operatorID, rtype: resourceType, rid: resourceID, ctype: contentType, content: content,
-		req: t.UnixMilli(), attrs: attributeNames(content), done: make(chan struct{})}
+		req: t.UnixMilli(), done: make(chan struct{})}
+	p.attrs, p.points = parseObject(content)
 	if err := d.enqueue(ctx, p); err != nil {
 		return time.Time{}, err
 	}
@@ -303,23 +307,6 @@ func tooLarge(limit int64) error {
 
 // attributeNames returns the sorted top-level keys of a JSON object
 // payload, or nil for anything else.
-func attributeNames(content []byte) []string {
-	s := strings.TrimSpace(string(content))
-	if !strings.HasPrefix(s, "{") {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal([]byte(s), &m) != nil {
-		return nil
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Register mounts publish and the data query operations.
 func (d *Data) Register(rt *api.Router) {
 	rt.Handle(api.Op{Name: "Device:publishDeviceData", Method: "POST", Path: "/v1/devices/{device_id}/publish", Auth: api.AuthNone,
@@ -343,6 +330,10 @@ func (d *Data) Register(rt *api.Router) {
 		Handler: func(w http.ResponseWriter, r *http.Request) {
 			d.serveEntries(w, r, ResourceSim, r.PathValue("sim_id"))
 		}})
+	rt.Handle(api.Op{Name: "DataEntry:getDataSeries", Method: "GET", Path: "/v1/data/{resource_type}/{resource_id}/series",
+		Summary: "Aggregate numeric keys of a resource's JSON entries into time buckets: keys=a,b (top-level numbers or booleans), " +
+			"from/to (UNIX ms, default the last 6 h), buckets 1-5000 (default 500) → avg, min, max, count per bucket; empty buckets are left out",
+		Handler: d.handleSeries})
 	rt.Handle(api.Op{Name: "DataEntry:getDataEntry", Method: "GET", Path: "/v1/data/{resource_type}/{resource_id}/{time}",
 		Summary: "Get one entry by its time (UNIX ms)",
 		Handler: d.handleGetEntry})
@@ -538,14 +529,18 @@ func (d *Data) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	res, err := d.db.ExecContext(r.Context(), `DELETE FROM data_entries
-		WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time = $4`,
-		api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, t)
-	if err == nil {
-		if n, _ := res.RowsAffected(); n == 0 {
-			err = entryNotFound(rtype, rid, t)
+	op := api.PrincipalFrom(r.Context()).OperatorID
+	err = d.db.Tx(r.Context(), func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM data_entries
+			WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time = $4`, op, rtype, rid, t)
+		if err != nil {
+			return err
 		}
-	}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return entryNotFound(rtype, rid, t)
+		}
+		return d.recomputeRollup(tx, rtype, rid, t)
+	})
 	if err != nil {
 		api.WriteError(w, r, err)
 		return

@@ -46,6 +46,7 @@ type pending struct {
 	content               []byte
 	req                   int64    // requested time (ms)
 	attrs                 []string // top-level keys of a JSON object payload
+	points                []point  // its numeric values
 
 	t    int64 // stored time, set by the writer
 	err  error
@@ -126,6 +127,12 @@ const (
 	insertEntry = `INSERT INTO data_entries (operator_id, resource_type, resource_id, time, content_type, content)
 	VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (resource_type, resource_id, time) DO NOTHING`
 	insertOutbox = `INSERT INTO harvest_outbox (node, seq, resource_type, resource_id, time) VALUES ($1, $2, $3, $4, $5)`
+	upsertRollup = `INSERT INTO data_rollups (resource_type, resource_id, key, start, sum, count, min, max)
+	VALUES ($1, $2, $3, $4, $5, 1, $5, $5)
+	ON CONFLICT (resource_type, resource_id, key, start) DO UPDATE SET sum = data_rollups.sum + excluded.sum,
+		count = data_rollups.count + 1,
+		min = CASE WHEN excluded.min < data_rollups.min THEN excluded.min ELSE data_rollups.min END,
+		max = CASE WHEN excluded.max > data_rollups.max THEN excluded.max ELSE data_rollups.max END`
 )
 
 // insert writes a batch's entries, their outbox rows, and updates
@@ -137,6 +144,8 @@ func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 	defer stmt.Close()
 	outbox := tx.StmtContext(ctx, d.stmts.outbox)
 	defer outbox.Close()
+	rollups := tx.StmtContext(ctx, d.stmts.rollup)
+	defer rollups.Close()
 	used := make(map[entryID]bool, len(batch))
 	latest := map[resourceID]*pending{}
 	for _, p := range batch {
@@ -169,6 +178,9 @@ func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 		// Seqs of a rolled-back transaction are not reused: gaps are harmless.
 		d.seq++
 		if _, err := outbox.ExecContext(ctx, d.opts.Node, d.seq, p.rtype, p.rid, p.t); err != nil {
+			return err
+		}
+		if err := addPoints(ctx, rollups, p.rtype, p.rid, p.t, p.points); err != nil {
 			return err
 		}
 		used[entryID{p.rtype, p.rid, p.t}] = true
