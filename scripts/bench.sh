@@ -131,3 +131,22 @@ row "nagare flow" nagare-flow
 row "Node-RED flow" nodered-flow
 row "nagare flow @${FLOW_RATE}/s" nagare-flow-rate
 row "Node-RED flow @${FLOW_RATE}/s" nodered-flow-rate
+
+# Vision: the same three models (BlazeFace, emotion, NanoDet) in nagare's
+# Go executor and in TensorFlow.js 4.22.0 with the wasm backend (npm, Node),
+# on the same inputs; then the whole offline pipelines on a 1080p frame.
+# VISION=0 skips it.
+if [ "${VISION:-1}" != 0 ]; then
+  echo
+  echo "== vision: model latency, Go executor (-cpu 1,2)"
+  go test ./internal/vision/tfjs -run '^$' -bench . -benchtime "${BENCHTIME:-2s}" -cpu 1,2 | grep -E '^Benchmark'
+  models=$(go test ./internal/vision/tfjs/tfjstest -run TestPrintModelsDir -v 2>/dev/null | sed -n 's/.*models: //p' | head -1)
+  if [ -n "$models" ] && command -v npm >/dev/null; then
+    echo "== vision: the same models in tfjs-wasm (Node $(node --version))"
+    mkdir -p "$work/tfjs"
+    cp internal/vision/tfjs/testdata/golden/{package.json,package-lock.json,*.js} "$work/tfjs/"
+    (cd "$work/tfjs" && npm ci --silent --no-audit --no-fund >/dev/null && node bench.js "$models" && node bench.js "$models" 1)
+  fi
+  echo "== vision: people and faces on a 1080p frame (whole pipeline: decode, letterbox, models, NMS)"
+  go test ./internal/vision/local -run '^$' -bench '1080p' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
+fi

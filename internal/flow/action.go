@@ -22,6 +22,9 @@ type Deps struct {
 	// may restrict where requests go. Per-call timeouts come from the
 	// action's timeout.
 	HTTP *http.Client
+	// Vision runs the ai action's analyses (vision.Service); nil: the ai
+	// action fails with a clear error.
+	Vision Analyzer
 }
 
 // Call is one execution of an action for one event.

@@ -114,6 +114,7 @@ func init() {
 			{Name: "duration", Type: TDuration, Required: true, Min: 0, Max: MaxOutputDelay.Seconds(), Doc: "how long (at most 900s)"},
 		},
 	})
+	RegisterAction(Spec{Kind: "ai", Run: runAI, Idempotent: true, Summary: aiSummary, Fields: aiFields, Check: checkAI})
 }
 
 var cronFieldRE = regexp.MustCompile(`^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$`)

@@ -33,6 +33,7 @@ import (
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
 	"github.com/nagare-iot/nagare/internal/store"
+	"github.com/nagare-iot/nagare/internal/vision"
 )
 
 // Server is a running nagare node.
@@ -48,6 +49,7 @@ type Server struct {
 	HarvestFiles *harvest.Files
 	Flow         *flow.Engine
 	Cameras      *camera.Service
+	Vision       *vision.Service
 	Router       *api.Router
 	OperatorID   string
 	Registry     *prometheus.Registry
@@ -140,9 +142,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Credentials = credentials.New(s.DB, keys)
 
 	s.Router = api.NewRouter(s.Auth, s.Registry)
+	s.Vision = s.newVision(cfg)
 	s.Flow, err = flow.New(ctx, s.DB, s.Bus, &flow.Deps{
 		Data: s.Data, Files: s.HarvestFiles, Credentials: s.Credentials, Router: s.Router,
-		HTTP: flow.NewHTTPClient(),
+		HTTP: flow.NewHTTPClient(), Vision: s.Vision,
 	}, s.Inventory, s.Auth, flow.Options{
 		Node: node, AckWait: cfg.FlowAckWait, BackoffBase: cfg.FlowRetryBackoff,
 		RunRetention: cfg.FlowRunRetention, FailedRetention: cfg.FlowFailedRetention,
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		Node:    node,
 	})
 	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras)
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -183,7 +186,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{})
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}))
 	return rt.Ops()
 }
 

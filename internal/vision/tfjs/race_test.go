@@ -1,0 +1,5 @@
+//go:build race
+
+package tfjs
+
+const raceEnabled = true
