@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/nagare-iot/nagare/internal/camera/camsim"
 )
@@ -27,24 +25,7 @@ func cameraUsage(w io.Writer) {
 
 // cameraCmd implements "nagare camera <subcommand>".
 func cameraCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		cameraUsage(stderr)
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		cameraUsage(stdout)
-		return 0
-	}
-	switch args[0] {
-	case "simulate":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return cameraSimulate(ctx, args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "nagare camera: unknown subcommand %q\n\n", args[0])
-		cameraUsage(stderr)
-		return 2
-	}
+	return dispatch("camera", args, stdout, stderr, cameraUsage, map[string]subcommand{"simulate": cameraSimulate})
 }
 
 // cameraSimulate serves the camera until ctx is done.

@@ -137,3 +137,29 @@ func setupLogging(cfg *config.Config, w io.Writer) {
 	}
 	slog.SetDefault(slog.New(h))
 }
+
+// subcommand is one "nagare <command> <sub>" handler; ctx ends on SIGINT
+// or SIGTERM.
+type subcommand func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// dispatch runs the subcommand args[0] of command name, printing usage for
+// help, none or an unknown one.
+func dispatch(name string, args []string, stdout, stderr io.Writer, usage func(io.Writer), subs map[string]subcommand) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return 0
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "nagare %s: unknown subcommand %q\n\n", name, args[0])
+		usage(stderr)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args[1:], stdout, stderr)
+}

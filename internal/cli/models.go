@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/nagare-iot/nagare/internal/vision/models"
 )
@@ -27,24 +25,7 @@ func modelsUsage(w io.Writer) {
 
 // modelsCmd implements "nagare models <subcommand>".
 func modelsCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		modelsUsage(stderr)
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		modelsUsage(stdout)
-		return 0
-	}
-	switch args[0] {
-	case "fetch":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return modelsFetch(ctx, args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "nagare models: unknown subcommand %q\n\n", args[0])
-		modelsUsage(stderr)
-		return 2
-	}
+	return dispatch("models", args, stdout, stderr, modelsUsage, map[string]subcommand{"fetch": modelsFetch})
 }
 
 func modelsFetch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
