@@ -29,6 +29,7 @@ import (
 	"github.com/nagare-iot/nagare/internal/camera/snapshot"
 	"github.com/nagare-iot/nagare/internal/config"
 	"github.com/nagare-iot/nagare/internal/credentials"
+	"github.com/nagare-iot/nagare/internal/dashboard"
 	"github.com/nagare-iot/nagare/internal/flow"
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
@@ -163,7 +164,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		Node:    node,
 	})
 	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision)
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB))
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -186,7 +187,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}))
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}), &dashboard.Service{})
 	return rt.Ops()
 }
 
