@@ -9,12 +9,15 @@ import (
 	"image/jpeg"
 	"io/fs"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nagare-iot/nagare/internal/vision"
 	"github.com/nagare-iot/nagare/internal/vision/models"
@@ -327,5 +330,30 @@ func TestLazy(t *testing.T) {
 	}
 	if n := len(res["FaceDetails"].([]any)); n != 1 || l.Name() != "local" {
 		t.Fatalf("%d faces", n)
+	}
+}
+
+// A caller with a short deadline does not cancel the first-use download:
+// it gets a retryable "still installing" at its deadline while the load
+// goes on; the load's own failure reaches the callers after it.
+func TestLazyLoadOutlivesCaller(t *testing.T) {
+	release := make(chan struct{})
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		http.NotFound(w, r)
+	}))
+	defer reg.Close()
+	l := NewLazy(t.TempDir(), reg.URL, true, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var ve *vision.Error
+	_, err := l.Provider(ctx)
+	if !errors.As(err, &ve) || ve.Status != http.StatusServiceUnavailable || !ve.Retryable {
+		t.Fatalf("short deadline: %v", err)
+	}
+	close(release) // the registry answers 404 from now on
+	_, err = l.Provider(context.Background())
+	if !errors.As(err, &ve) || ve.Status != http.StatusBadGateway || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("after the load failed: %v", err)
 	}
 }
