@@ -13,12 +13,15 @@ import (
 	"os"
 	"sort"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/nagare-iot/nagare/internal/client"
+	"github.com/nagare-iot/nagare/internal/dashboard"
 	"github.com/nagare-iot/nagare/internal/flow"
 )
 
 func init() {
-	commands["apply"] = command{"create or update apps on a server from their YAML files (apply -f app.yaml)", runApply}
+	commands["apply"] = command{"create or update apps and dashboards on a server from their YAML files (apply -f app.yaml)", runApply}
 }
 
 // stdin is what "-f -" reads.
@@ -88,22 +91,47 @@ type serverInvalid struct {
 func (e *serverInvalid) Error() string { return e.err.Error() }
 func (e *serverInvalid) Unwrap() error { return e.err }
 
-// putApp creates or replaces an app from its YAML.
-func putApp(ctx context.Context, c *client.Client, name string, src []byte) (view *flow.AppView, created bool, err error) {
+// putDefinition creates or replaces an app (under /v1/flux/apps) or a
+// dashboard (under /v1/dashboards) from its YAML; it returns the version.
+func putDefinition(ctx context.Context, c *client.Client, collection, name string, src []byte) (version int64, created bool, err error) {
 	h := http.Header{"Content-Type": {"application/yaml"}}
-	res, body, err := c.Do(ctx, "PUT", "/v1/flux/apps/"+url.PathEscape(name), bytes.NewReader(src), h)
+	res, body, err := c.Do(ctx, "PUT", collection+"/"+url.PathEscape(name), bytes.NewReader(src), h)
 	if err != nil {
 		var ans struct{ Problems []flow.ProblemView }
 		if json.Unmarshal(body, &ans) == nil && len(ans.Problems) > 0 {
-			return nil, false, &serverInvalid{ans.Problems, err}
+			return 0, false, &serverInvalid{ans.Problems, err}
 		}
-		return nil, false, err
+		return 0, false, err
 	}
-	view = &flow.AppView{}
-	if err := json.Unmarshal(body, view); err != nil {
-		return nil, false, fmt.Errorf("reading the answer: %w", err)
+	var v struct{ Version int64 }
+	if err := json.Unmarshal(body, &v); err != nil {
+		return 0, false, fmt.Errorf("reading the answer: %w", err)
 	}
-	return view, res.StatusCode == http.StatusCreated, nil
+	return v.Version, res.StatusCode == http.StatusCreated, nil
+}
+
+// definition is what a file defines: an app or a dashboard (a file with
+// top-level panels).
+type definition struct {
+	kind, id, collection string // id: the app's or dashboard's name
+}
+
+func (f appFile) parseAny() (*definition, error) {
+	var top map[string]any
+	if yaml.Unmarshal(f.src, &top) == nil {
+		if _, ok := top["panels"]; ok {
+			d, err := dashboard.Parse(f.name, f.src)
+			if err != nil {
+				return nil, err
+			}
+			return &definition{"dashboard", d.Name, "/v1/dashboards"}, nil
+		}
+	}
+	app, err := f.parseLocal()
+	if err != nil {
+		return nil, err
+	}
+	return &definition{"app", app.Name, "/v1/flux/apps"}, nil
 }
 
 // validateRemote runs the server's checks (credentials, operations) on a
@@ -165,7 +193,8 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: nagare apply -f app.yaml [-f other.yaml]
 
-Creates or replaces each app (PUT /v1/flux/apps/{name}, name from the file) on
+Creates or replaces each app (PUT /v1/flux/apps/{name}) or dashboard (a file
+with panels: PUT /v1/dashboards/{name}), the name taken from the file, on
 the server named by NAGARE_ENDPOINT, logging in with NAGARE_AUTH_KEY_ID and
 NAGARE_AUTH_KEY. Every file is validated locally first; if any has a problem,
 all problems are reported with file:line:column and nothing is sent. Problems
@@ -190,25 +219,25 @@ Flags:`)
 	}
 	type checked struct {
 		appFile
-		app string
+		*definition
 	}
 	var todo []checked
 	bad := len(errs) > 0
-	defined := map[string]string{} // app name → file
+	defined := map[string]string{} // kind/name → file
 	for _, f := range apps {
-		app, err := f.parseLocal()
+		def, err := f.parseAny()
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			bad = true
 			continue
 		}
-		if other, dup := defined[app.Name]; dup {
-			fmt.Fprintf(stderr, "nagare apply: %s and %s both define app %s\n", other, f.name, app.Name)
+		if other, dup := defined[def.kind+"/"+def.id]; dup {
+			fmt.Fprintf(stderr, "nagare apply: %s and %s both define %s %s\n", other, f.name, def.kind, def.id)
 			bad = true
 			continue
 		}
-		defined[app.Name] = f.name
-		todo = append(todo, checked{f, app.Name})
+		defined[def.kind+"/"+def.id] = f.name
+		todo = append(todo, checked{f, def})
 	}
 	if bad {
 		fmt.Fprintln(stderr, "nagare apply: nothing was applied")
@@ -222,7 +251,7 @@ Flags:`)
 	}
 	code := 0
 	for _, f := range todo {
-		v, created, err := putApp(ctx, c, f.app, f.src)
+		version, created, err := putDefinition(ctx, c, f.collection, f.id, f.src)
 		var inv *serverInvalid
 		switch {
 		case errors.As(err, &inv):
@@ -236,7 +265,7 @@ Flags:`)
 			if created {
 				what = "created"
 			}
-			fmt.Fprintf(stdout, "app %s %s (version %d)\n", v.Name, what, v.Version)
+			fmt.Fprintf(stdout, "%s %s %s (version %d)\n", f.kind, f.id, what, version)
 		}
 	}
 	return code

@@ -46,6 +46,7 @@ func TestApplyAndRemoteValidate(t *testing.T) {
 	v2 := write("v2.yaml", app("thermo", "http://127.0.0.1:9/b"))
 	other := write("other.yaml", app("other", "http://127.0.0.1:9/c"))
 	bad := write("bad.yaml", "name: never\nchannels:\n  in:\n    actions:\n      - name: a\n        webhok: {url: 'http://x'}\n        output: {channel: out}\n")
+	badDash := write("baddash.yaml", "name: d\npanels:\n  - title: x\n    kind: gauge\n")
 	// Valid offline; only the server knows the credential is missing.
 	noCred := write("nocred.yaml", "name: needs-cred\nchannels:\n  in:\n    actions:\n      - name: post\n        webhook:\n          url: http://127.0.0.1:9/x\n          basicAuth: sink-login\n")
 
@@ -75,6 +76,9 @@ func TestApplyAndRemoteValidate(t *testing.T) {
 		{name: "validate -remote: local and server problems together", args: []string{"validate", "-remote", "-f", bad}, code: 1, sent: true,
 			err: []string{"bad.yaml: 3 problem(s)", "bad.yaml:5:9:", "bad.yaml:6:9:", "bad.yaml:7:27:"}},
 		{name: "validate -remote OK", args: []string{"validate", "-remote", "-f", v1}, out: []string{"v1.yaml: OK (app thermo: 1 channel(s), 1 action(s))"}, sent: true},
+		{name: "a dashboard", args: []string{"apply", "-f", "../../examples/crowding/dashboard.yaml"}, out: []string{"dashboard crowding created (version 1)"}, sent: true},
+		{name: "an invalid dashboard: nothing sent", args: []string{"apply", "-f", badDash}, code: 1,
+			err: []string{"baddash.yaml:", "nothing was applied"}},
 		{name: "no files", args: []string{"apply"}, code: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -153,7 +153,7 @@ channels:
 func applyBenchFlow(ctx context.Context, c *client.Client, group, sinkURL string) (string, error) {
 	name := "bench-flow-" + time.Now().Format("20060102-150405")
 	src := []byte(fmt.Sprintf(benchFlowApp, name, group, sinkURL))
-	if _, _, err := putApp(ctx, c, name, src); err != nil {
+	if _, _, err := putDefinition(ctx, c, "/v1/flux/apps", name, src); err != nil {
 		return "", fmt.Errorf("applying the bench app: %w", err)
 	}
 	return name, nil

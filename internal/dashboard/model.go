@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nagare-iot/nagare/internal/suggest"
+	"github.com/nagare-iot/nagare/internal/yamlerr"
 )
 
 // Dashboard is a decoded, validated dashboard definition.
@@ -126,26 +127,11 @@ var (
 	yamlLineRE = regexp.MustCompile(`line (\d+)`)
 )
 
-// Problem is one thing wrong with a dashboard file.
-type Problem struct {
-	Line, Col int
-	Msg       string
-}
-
-// ParseError lists every problem found in a dashboard file.
-type ParseError struct {
-	File     string
-	Problems []Problem
-}
-
-func (e *ParseError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d problem(s):", e.File, len(e.Problems))
-	for _, p := range e.Problems {
-		fmt.Fprintf(&b, "\n  %s:%d:%d: %s", e.File, p.Line, p.Col, p.Msg)
-	}
-	return b.String()
-}
+// Problem and ParseError report what is wrong with a file, with positions.
+type (
+	Problem    = yamlerr.Problem
+	ParseError = yamlerr.ParseError
+)
 
 // ParseTime resolves one end of a time range: "now", "now-<n>(s|m|h|d)",
 // RFC 3339, or UNIX milliseconds.

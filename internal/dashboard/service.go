@@ -12,6 +12,7 @@ import (
 
 	"github.com/nagare-iot/nagare/internal/api"
 	"github.com/nagare-iot/nagare/internal/store"
+	"github.com/nagare-iot/nagare/internal/yamlerr"
 )
 
 // MaxDashboardBytes bounds a dashboard file.
@@ -152,23 +153,9 @@ func view(st *Stored) *View {
 }
 
 // ProblemView is one validation problem in an API answer.
-type ProblemView struct {
-	Line    int    `json:"line"`
-	Column  int    `json:"column"`
-	Message string `json:"message"`
-}
+type ProblemView = yamlerr.ProblemView
 
-func problemsOf(err error) []ProblemView {
-	var pe *ParseError
-	if !errors.As(err, &pe) {
-		return []ProblemView{{Line: 1, Column: 1, Message: err.Error()}}
-	}
-	out := make([]ProblemView, 0, len(pe.Problems))
-	for _, p := range pe.Problems {
-		out = append(out, ProblemView{Line: p.Line, Column: p.Col, Message: p.Msg})
-	}
-	return out
-}
+func problemsOf(err error) []ProblemView { return yamlerr.Views(err) }
 
 // readBody reads a dashboard definition from the request body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {

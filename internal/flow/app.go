@@ -12,6 +12,7 @@ import (
 
 	"github.com/nagare-iot/nagare/internal/expr"
 	"github.com/nagare-iot/nagare/internal/suggest"
+	"github.com/nagare-iot/nagare/internal/yamlerr"
 )
 
 // App is a decoded, validated app definition.
@@ -75,26 +76,11 @@ type Lookup struct {
 	Operation  func(name string) bool
 }
 
-// Problem is one thing wrong with an app file.
-type Problem struct {
-	Line, Col int
-	Msg       string
-}
-
-// ParseError lists every problem found in an app file.
-type ParseError struct {
-	File     string
-	Problems []Problem
-}
-
-func (e *ParseError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d problem(s):", e.File, len(e.Problems))
-	for _, p := range e.Problems {
-		fmt.Fprintf(&b, "\n  %s:%d:%d: %s", e.File, p.Line, p.Col, p.Msg)
-	}
-	return b.String()
-}
+// Problem and ParseError report what is wrong with a file, with positions.
+type (
+	Problem    = yamlerr.Problem
+	ParseError = yamlerr.ParseError
+)
 
 var (
 	appNameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nagare-iot/nagare/internal/api"
+	"github.com/nagare-iot/nagare/internal/yamlerr"
 )
 
 // MaxAppBytes bounds an app file.
@@ -137,23 +138,9 @@ func (e *Engine) readApp(w http.ResponseWriter, r *http.Request) (*App, bool) {
 }
 
 // ProblemView is one validation problem in an API answer.
-type ProblemView struct {
-	Line    int    `json:"line"`
-	Column  int    `json:"column"`
-	Message string `json:"message"`
-}
+type ProblemView = yamlerr.ProblemView
 
-func problemsOf(err error) []ProblemView {
-	var pe *ParseError
-	if !errors.As(err, &pe) {
-		return []ProblemView{{Line: 1, Column: 1, Message: err.Error()}}
-	}
-	out := make([]ProblemView, 0, len(pe.Problems))
-	for _, p := range pe.Problems {
-		out = append(out, ProblemView{Line: p.Line, Column: p.Col, Message: p.Msg})
-	}
-	return out
-}
+func problemsOf(err error) []ProblemView { return yamlerr.Views(err) }
 
 func writeProblems(w http.ResponseWriter, err error) {
 	api.WriteJSON(w, http.StatusBadRequest, map[string]any{
