@@ -16,13 +16,12 @@ import (
 	"time"
 
 	"github.com/nagare-iot/nagare/internal/api"
-	"github.com/nagare-iot/nagare/internal/auth"
 	"github.com/nagare-iot/nagare/internal/blob"
 	"github.com/nagare-iot/nagare/internal/bus"
+	"github.com/nagare-iot/nagare/internal/coretest"
 	"github.com/nagare-iot/nagare/internal/credentials"
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
-	"github.com/nagare-iot/nagare/internal/store/storetest"
 )
 
 const (
@@ -44,29 +43,11 @@ type actEnv struct {
 func newActEnv(t *testing.T, withData bool) *actEnv {
 	t.Helper()
 	ctx := t.Context()
-	db := storetest.Open(t)
-	dir := t.TempDir()
-	kr, _, err := credentials.OpenKeyring(ctx, db, dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	au := auth.New(db, time.Hour)
-	op, err := au.Bootstrap(ctx, auth.BootstrapOptions{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := blob.Open(ctx, "file://"+dir+"/files", dir, kr.Derive("signed-urls"), "http://127.0.0.1:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	core := coretest.New(t, 1<<20)
+	db, op, rt := core.DB, core.OperatorID, core.Router
 	inv := inventory.New(db)
-	e := &actEnv{op: op, store: st, files: harvest.NewFiles(st, harvest.FilesOptions{MaxFileBytes: 1 << 20, SignedURLTTL: time.Minute}), creds: credentials.New(db, kr)}
-	rt := api.NewRouter(au, nil)
-	au.Register(rt)
 	inv.Register(rt)
-	e.files.Register(rt)
-	e.creds.Register(rt)
+	e := &actEnv{op: op, store: core.Blobs, files: core.Files, creds: core.Creds}
 	e.deps = &Deps{Files: e.files, Credentials: e.creds, Router: rt, HTTP: NewHTTPClient()}
 	if withData {
 		b, err := bus.Open(context.Background(), bus.Config{DataDir: t.TempDir()})

@@ -9,14 +9,12 @@ import (
 	"image/png"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nagare-iot/nagare/internal/api"
-	"github.com/nagare-iot/nagare/internal/auth"
 	"github.com/nagare-iot/nagare/internal/blob"
+	"github.com/nagare-iot/nagare/internal/coretest"
 	"github.com/nagare-iot/nagare/internal/credentials"
 	"github.com/nagare-iot/nagare/internal/harvest"
-	"github.com/nagare-iot/nagare/internal/store/storetest"
 )
 
 // testEnv is the platform the service runs against in tests: a real
@@ -32,30 +30,8 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	ctx := t.Context()
-	db := storetest.Open(t)
-	dir := t.TempDir()
-	kr, _, err := credentials.OpenKeyring(ctx, db, dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	au := auth.New(db, time.Hour)
-	op, err := au.Bootstrap(ctx, auth.BootstrapOptions{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := blob.Open(ctx, "file://"+dir+"/files", dir, kr.Derive("signed-urls"), "http://127.0.0.1:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &testEnv{op: op, creds: credentials.New(db, kr), store: st,
-		files: harvest.NewFiles(st, harvest.FilesOptions{MaxFileBytes: 32 << 20, SignedURLTTL: time.Minute}),
-		rt:    api.NewRouter(au, nil)}
-	au.Register(e.rt)
-	e.files.Register(e.rt)
-	e.creds.Register(e.rt)
-	return e
+	core := coretest.New(t, 32<<20)
+	return &testEnv{op: core.OperatorID, creds: core.Creds, store: core.Blobs, files: core.Files, rt: core.Router}
 }
 
 // addCredential stores a credential through the Go API.

@@ -77,29 +77,42 @@ func (m *Model) runtimeConv(i int) *convOp {
 	return op
 }
 
+// convThenAdd finds the pattern both fusions below start from: node i is
+// a plain conv (no activation or residual yet) whose only consumer j is a
+// two-input Add of the conv and some other value. It returns the conv, j
+// and that other input; op is nil when the pattern does not match.
+func (m *Model) convThenAdd(cons map[ref][]int, i int) (op *convOp, j int, other ref) {
+	op = m.runtimeConv(i)
+	if op == nil || op.act != ActNone || op.resIdx >= 0 || m.isOutput(i) {
+		return nil, 0, ref{}
+	}
+	j = sole(cons, i)
+	if j < 0 || m.isOutput(j) {
+		return nil, 0, ref{}
+	}
+	a := m.nodes[j]
+	if b, ok := a.impl.(*binaryOp); !ok || b.kind != bAdd || len(a.inputs) != 2 {
+		return nil, 0, ref{}
+	}
+	other = a.inputs[1]
+	if other.node == i {
+		other = a.inputs[0]
+	}
+	if other.node == i {
+		return nil, 0, ref{}
+	}
+	return op, j, other
+}
+
 func (m *Model) fuseBias() bool {
 	cons := m.consumers()
 	changed := false
 	for i := range m.nodes {
-		op := m.runtimeConv(i)
-		if op == nil || op.act != ActNone || op.resIdx >= 0 || m.isOutput(i) {
-			continue
-		}
-		j := sole(cons, i)
-		if j < 0 || m.isOutput(j) {
+		op, j, other := m.convThenAdd(cons, i)
+		if op == nil {
 			continue
 		}
 		a := m.nodes[j]
-		if b, ok := a.impl.(*binaryOp); !ok || b.kind != bAdd || len(a.inputs) != 2 {
-			continue
-		}
-		other := a.inputs[1]
-		if other.node == i {
-			other = a.inputs[0]
-		}
-		if other.node == i {
-			continue
-		}
 		k := m.nodes[other.node].konst
 		if k == nil {
 			continue
@@ -140,25 +153,11 @@ func (m *Model) fuseResidual() bool {
 	cons := m.consumers()
 	changed := false
 	for i := range m.nodes {
-		op := m.runtimeConv(i)
-		if op == nil || op.act != ActNone || op.resIdx >= 0 || m.isOutput(i) {
-			continue
-		}
-		j := sole(cons, i)
-		if j < 0 || m.isOutput(j) {
+		op, j, other := m.convThenAdd(cons, i)
+		if op == nil || m.nodes[other.node].konst != nil {
 			continue
 		}
 		a := m.nodes[j]
-		if b, ok := a.impl.(*binaryOp); !ok || b.kind != bAdd || len(a.inputs) != 2 {
-			continue
-		}
-		other := a.inputs[1]
-		if other.node == i {
-			other = a.inputs[0]
-		}
-		if other.node == i || m.nodes[other.node].konst != nil {
-			continue
-		}
 		// The residual must not depend on the conv (that would be a cycle).
 		if m.dependsOn(other.node, i) {
 			continue
