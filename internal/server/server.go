@@ -33,8 +33,10 @@ import (
 	"github.com/nagare-iot/nagare/internal/flow"
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
+	"github.com/nagare-iot/nagare/internal/live"
 	"github.com/nagare-iot/nagare/internal/store"
 	"github.com/nagare-iot/nagare/internal/vision"
+	"github.com/nagare-iot/nagare/web"
 )
 
 // Server is a running nagare node.
@@ -51,6 +53,7 @@ type Server struct {
 	Flow         *flow.Engine
 	Cameras      *camera.Service
 	Vision       *vision.Service
+	Live         *live.Service
 	Router       *api.Router
 	OperatorID   string
 	Registry     *prometheus.Registry
@@ -164,7 +167,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		Node:    node,
 	})
 	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB))
+	s.Live = live.New(s.Auth, s.Bus.NC, s.Registry)
+	s.Live.AddTopic(harvest.LiveTopic())
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB), s.Live)
+	web.Register(s.Router)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))
@@ -187,7 +193,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}), &dashboard.Service{})
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}), &dashboard.Service{}, live.New(nil, nil, nil))
 	return rt.Ops()
 }
 
