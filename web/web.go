@@ -8,6 +8,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -32,12 +33,22 @@ func Built() bool {
 }
 
 // Register mounts the console: GET / (index.html) and GET /assets/….
+// A non-empty dir serves a build from disk instead (config web-dir).
 func Register(mux interface {
 	HandleHTTP(pattern string, h http.Handler)
-}) {
-	mux.HandleHTTP("GET /{$}", http.HandlerFunc(serveIndex))
-	mux.HandleHTTP("GET /index.html", http.HandlerFunc(serveIndex))
-	mux.HandleHTTP("GET /assets/", http.HandlerFunc(serveAsset))
+}, dir string) {
+	c := &console{files: dist, root: "dist"}
+	if dir != "" {
+		c = &console{files: os.DirFS(dir), root: "."}
+	}
+	mux.HandleHTTP("GET /{$}", http.HandlerFunc(c.serveIndex))
+	mux.HandleHTTP("GET /index.html", http.HandlerFunc(c.serveIndex))
+	mux.HandleHTTP("GET /assets/", http.HandlerFunc(c.serveAsset))
+}
+
+type console struct {
+	files fs.FS
+	root  string
 }
 
 func securityHeaders(h http.Header) {
@@ -46,20 +57,20 @@ func securityHeaders(h http.Header) {
 	h.Set("Referrer-Policy", "same-origin")
 }
 
-func serveIndex(w http.ResponseWriter, r *http.Request) {
+func (c *console) serveIndex(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	b, err := dist.ReadFile("dist/index.html")
+	b, err := fs.ReadFile(c.files, path.Join(c.root, "index.html"))
 	if err != nil {
 		b = []byte(notBuilt)
 	}
 	w.Write(b)
 }
 
-func serveAsset(w http.ResponseWriter, r *http.Request) {
+func (c *console) serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := path.Clean(strings.TrimPrefix(r.URL.Path, "/"))
-	b, err := dist.ReadFile("dist/" + name)
+	b, err := fs.ReadFile(c.files, path.Join(c.root, name))
 	if err != nil || !strings.HasPrefix(name, "assets/") {
 		http.NotFound(w, r)
 		return

