@@ -4,15 +4,30 @@ BIN     := bin/nagare
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/nagare-iot/nagare/internal/cli.Version=$(VERSION)
 
-.PHONY: run build test test-sqlite test-postgres bench lint clean
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+.PHONY: run build web test test-sqlite test-postgres test-e2e bench lint clean
 
 ## run: build and start nagare with embedded defaults (data in ./data)
 run: build
 	./$(BIN) serve
 
-## build: compile the nagare binary into bin/
-build:
+## build: build the web console (web/dist, embedded) and compile bin/nagare
+build: web
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/nagare
+
+## web: the console (TypeScript + Vite) into web/dist; needs Node.js 20 and npm
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run --silent build
+
+## test-e2e: browser tests (Playwright + Debian's chromium) against bin/nagare
+test-e2e: build
+	cd web && npm run --silent e2e
 
 ## test: lint, then the whole suite on SQLite and again on PostgreSQL
 test:
@@ -34,4 +49,4 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean:
-	rm -rf bin
+	rm -rf bin web/dist/assets web/dist/index.html test-output

@@ -26,7 +26,8 @@
 # in flight when it stops is gone, and there is no run history.
 #
 # Env: DUR (10s), CONC (16 workers), FLOW_RATE (100 publishes/s for the
-# latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s).
+# latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s), VISION=0
+# and PANEL=0 skip the vision and dashboard-query sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -149,4 +150,16 @@ if [ "${VISION:-1}" != 0 ]; then
   fi
   echo "== vision: people and faces on a 1080p frame (whole pipeline: decode, letterbox, models, NMS)"
   go test ./internal/vision/local -run '^$' -bench '1080p' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
+fi
+
+# Dashboard panel query: 1,000,000 stored points of one key rendered as a
+# 1,000-bucket series (per-minute rollups), on SQLite and on PostgreSQL;
+# "query" is the store's work, "http" what a panel waits for (GET …/series
+# on loopback, authenticated, JSON both ways). PANEL=0 skips it.
+if [ "${PANEL:-1}" != 0 ]; then
+  echo
+  echo "== dashboard panel query: 1M points → 1,000 buckets (SQLite)"
+  go test ./internal/harvest -run '^$' -bench 'Series1M' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
+  echo "== dashboard panel query: 1M points → 1,000 buckets (PostgreSQL $(ls /usr/lib/postgresql | tail -1))"
+  NAGARE_TEST_POSTGRES="$(scripts/postgres.sh start)" go test ./internal/harvest -run '^$' -bench 'Series1M' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
 fi

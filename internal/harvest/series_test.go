@@ -96,12 +96,7 @@ func BenchmarkSeries1M(b *testing.B) {
 		VALUES ($1, 'Device', 'd-big', $2, '["people"]')`, ts.OperatorID, base+n*1000); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		res, err := ts.Data.QuerySeries(b.Context(), ts.OperatorID, "Device", "d-big", []string{"people"}, base, base+n*1000, 1000)
-		if err != nil {
-			b.Fatal(err)
-		}
+	check := func(res *harvest.SeriesResult) {
 		// 1,000,000 s in 1,000 buckets: 1,000 s each, rounded up to whole
 		// minutes (1,020 s), so a few buckets fewer.
 		if got := len(res.Series[0].Buckets); got < 900 || got > 1000 {
@@ -115,6 +110,29 @@ func BenchmarkSeries1M(b *testing.B) {
 			b.Fatalf("counted %d points", sum)
 		}
 	}
+	// query: the store's work; http: what a dashboard panel waits for
+	// (GET …/series over loopback, authenticated, JSON encoded and decoded).
+	b.Run("query", func(b *testing.B) {
+		for b.Loop() {
+			res, err := ts.Data.QuerySeries(b.Context(), ts.OperatorID, "Device", "d-big", []string{"people"}, base, base+n*1000, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(res)
+		}
+	})
+	b.Run("http", func(b *testing.B) {
+		path := fmt.Sprintf("/v1/data/Device/d-big/series?keys=people&from=%d&to=%d&buckets=1000", base, base+n*1000)
+		for b.Loop() {
+			r := ts.Root.Do("GET", path, nil)
+			if r.Status != 200 {
+				b.Fatalf("%d %s", r.Status, r.Body)
+			}
+			var res harvest.SeriesResult
+			r.JSON(&res)
+			check(&res)
+		}
+	})
 }
 
 // Long ranges read per-minute rollups; deleting an entry corrects them.
