@@ -202,7 +202,7 @@ func TestAPI(t *testing.T) {
 	a.want("POST", "/v1/dashboards/validate", src, 200, `"valid":true`)
 	a.want("POST", "/v1/dashboards/validate", "name: X\npanels: []\n", 200, `"valid":false`, `{"line":1,"column":7,"message":"name \"X\" must be`)
 	a.want("POST", "/v1/dashboards", "name: x\npanels: 3\n", 400, `"code":"BAD0002"`, `"problems":[{"line":2,"column":9,"message":"panels must be a list"}]`)
-	a.want("POST", "/v1/dashboards", src, 201, `"name":"crowding"`, `"version":1`, `"refresh":"1m0s"`, `"time":{"from":"now-6m","to":"now"}`,
+	a.want("POST", "/v1/dashboards", src, 201, `"name":"crowding"`, `"version":1`, `"refresh":"1m"`, `"time":{"from":"now-6m","to":"now"}`,
 		`"kind":"image","resource":{"type":"SoraCam","id":"7CDDDEADBEEF"},"mode":"files","field":"image_path"`, `"thresholds":[{"value":0,"color":"green"}`)
 	a.want("POST", "/v1/dashboards", src, 409, "already exists")
 	if got := a.want("GET", "/v1/dashboards/crowding?format=yaml", "", 200); got != src {

@@ -147,7 +147,7 @@ type View struct {
 func view(st *Stored) *View {
 	v := &View{Dashboard: st.Dashboard, Version: st.Version, CreatedTime: st.Created.UnixMilli(), UpdatedTime: st.Updated.UnixMilli()}
 	if st.Refresh > 0 {
-		v.Refresh = st.Refresh.String()
+		v.Refresh = yamlerr.Duration(st.Refresh)
 	}
 	return v
 }

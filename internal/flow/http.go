@@ -67,12 +67,57 @@ type ChannelView struct {
 	WebhookURL  string           `json:"webhookUrl,omitempty"`
 }
 
-// ActionView is an action of a ChannelView.
+// ActionView is an action of a ChannelView: its definition with defaults
+// applied, so the console can show it without parsing YAML.
 type ActionView struct {
-	Name          string `json:"name"`
-	Kind          string `json:"kind"`
-	Condition     string `json:"condition,omitempty"`
-	OutputChannel string `json:"outputChannel,omitempty"`
+	Name          string         `json:"name"`
+	Kind          string         `json:"kind"`
+	Description   string         `json:"description,omitempty"`
+	Condition     string         `json:"condition,omitempty"`
+	Config        map[string]any `json:"config"` // the kind's fields, secret-looking keys masked
+	Timeout       string         `json:"timeout"`
+	Retries       int            `json:"retries"`
+	Output        *OutputView    `json:"output,omitempty"`
+	OutputChannel string         `json:"outputChannel,omitempty"`
+}
+
+// OutputView is where an ActionView's result goes.
+type OutputView struct {
+	Channel   string `json:"channel"`
+	Transform any    `json:"transform,omitempty"`
+	Delay     string `json:"delay,omitempty"`
+	ForEach   bool   `json:"forEach,omitempty"`
+}
+
+// showConfig prepares decoded fields for an API answer: durations as text
+// ("2s"), and values under secret-looking keys masked. Secrets belong in
+// the credentials store, but a file may still carry one by mistake.
+func showConfig(cfg map[string]any) map[string]any {
+	var conv func(v any) any
+	conv = func(v any) any {
+		switch x := v.(type) {
+		case time.Duration:
+			return yamlerr.Duration(x)
+		case map[string]any:
+			m := make(map[string]any, len(x))
+			for k, val := range x {
+				m[k] = conv(val)
+			}
+			return m
+		case []any:
+			l := make([]any, len(x))
+			for i, val := range x {
+				l[i] = conv(val)
+			}
+			return l
+		}
+		return v
+	}
+	out, _ := maskSecrets(conv(cfg)).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	return out
 }
 
 func (e *Engine) view(la *loadedApp) *AppView {
@@ -81,19 +126,22 @@ func (e *Engine) view(la *loadedApp) *AppView {
 	for _, ch := range la.App.Channels {
 		cv := ChannelView{Name: ch.Name, Description: ch.Description, Sources: []map[string]any{}, Actions: []ActionView{}, WebhookURL: e.WebhookURL(la, ch.Name)}
 		for _, s := range ch.Sources {
-			m := map[string]any{"kind": s.Kind}
-			for k, val := range s.Config {
-				if d, ok := val.(time.Duration); ok {
-					val = d.String()
-				}
-				m[k] = val
-			}
+			m := showConfig(s.Config)
+			m["kind"] = s.Kind
 			cv.Sources = append(cv.Sources, m)
 		}
 		for _, a := range ch.Actions {
-			av := ActionView{Name: a.Name, Kind: a.Kind, Condition: a.Condition}
-			if a.Output != nil {
-				av.OutputChannel = a.Output.Channel
+			av := ActionView{Name: a.Name, Kind: a.Kind, Description: a.Description, Condition: a.Condition,
+				Config: showConfig(a.Config), Timeout: yamlerr.Duration(a.Timeout), Retries: a.Retries}
+			if o := a.Output; o != nil {
+				av.OutputChannel = o.Channel
+				av.Output = &OutputView{Channel: o.Channel, ForEach: o.ForEach}
+				if o.Transform != nil {
+					av.Output.Transform = maskSecrets(o.Transform)
+				}
+				if o.Delay > 0 {
+					av.Output.Delay = yamlerr.Duration(o.Delay)
+				}
 			}
 			cv.Actions = append(cv.Actions, av)
 		}

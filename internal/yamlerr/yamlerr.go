@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Problem is one thing wrong with a file.
@@ -49,4 +50,18 @@ func Views(err error) []ProblemView {
 		out = append(out, ProblemView{Line: p.Line, Column: p.Col, Message: p.Msg})
 	}
 	return out
+}
+
+// Duration writes d as a user would in a file ("5m", "1h30m"), not as
+// time.Duration.String does ("5m0s", "1h30m0s"), so API answers about
+// files show their durations the way they were written.
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

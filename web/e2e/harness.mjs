@@ -36,6 +36,7 @@ function freePort() {
 export async function startNagare({ extraArgs = [], env = {}, data } = {}) {
   const bin = process.env.NAGARE_BIN || path.join(repo, 'bin', 'nagare');
   if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run make build first`);
+  const ownData = !data; // a directory the caller gave is the caller's to remove
   data = data || fs.mkdtempSync(path.join(os.tmpdir(), 'nagare-e2e-'));
   seedModels(data);
   const port = await freePort();
@@ -90,13 +91,14 @@ export async function startNagare({ extraArgs = [], env = {}, data } = {}) {
     }
   }
 
-  async function stop() {
+  async function stop({ keep = false } = {}) {
     if (child.exitCode === null) {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
       await exited;
       clearTimeout(t);
     }
+    if (!keep && ownData) fs.rmSync(data, { recursive: true, force: true });
   }
   return { base, data, api, session, stop, log: () => output, child };
 }

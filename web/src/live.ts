@@ -1,5 +1,5 @@
 // Live updates: one WebSocket to /v1/live per tab, shared by every panel.
-// Protocol (docs/dashboards.md "Live updates"): the first message
+// Protocol (docs/console.md "Live updates"): the first message
 // authenticates with the session's API key and token; then the client
 // subscribes to topics; the server pushes messages for them. On a drop the
 // client reconnects with back-off and subscribes again.

@@ -116,6 +116,7 @@ function Shell({ session }: { session: Session }) {
     <div class={'shell' + (fullscreen ? ' kiosk' : '')}>
       {!fullscreen && (
         <nav class="side">
+          <div class="side-inner">
           <a class="brand" href={href('dashboards')}>
             <span class="logo">流</span> nagare
           </a>
@@ -132,6 +133,7 @@ function Shell({ session }: { session: Session }) {
             <button class="link" onClick={() => logout()}>
               Log out
             </button>
+          </div>
           </div>
         </nav>
       )}
