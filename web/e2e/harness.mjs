@@ -17,7 +17,7 @@ export const outDir = path.join(repo, 'test-output', 'e2e');
 export const rootEmail = 'root@nagare.local';
 export const rootPassword = 'e2e-password-1';
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

@@ -8,9 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { startNagare, launch, newPage, login, shot, waitFor, repo, shared } from './harness.mjs';
+import { startNagare, launch, newPage, login, shot, waitFor, repo, shared, freePort } from './harness.mjs';
 
 let n, browser;
 before(async () => {
@@ -79,10 +78,8 @@ test('groups and devices: register in the UI, publish, latest data, live entries
   const entries = page.getByRole('table', { name: 'Data entries' });
   await entries.getByText('"seq":2').waitFor();
   await entries.getByText('"seq":1').waitFor();
-  await page.locator('[data-live-status="live"]').waitFor();
-  // The subscription is sent when the socket is ready; give the server a
-  // moment to register it before publishing (NATS delivers only new messages).
-  await page.waitForTimeout(500);
+  // Pushes start once the server has confirmed the subscription.
+  await page.locator('[data-subscribed="yes"] [data-live-status="live"]').waitFor();
   await page.evaluate(() => (window.__sameDocument = true));
   await publish(id, secret, { temperature: 22.5, seq: 3 });
   await entries.locator('tr.fresh', { hasText: '"seq":3' }).waitFor({ timeout: 10_000 });
@@ -209,17 +206,6 @@ test('users: create a SAM user, set its permission document and an auth key', as
   assert.deepEqual(page.errors, []);
   await page.close();
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function hasFFmpeg() {
   try {

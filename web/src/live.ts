@@ -60,9 +60,17 @@ class LiveClient {
     };
   }
 
-  /** subscribeData calls f with each new Harvest Data entry of a resource. */
-  subscribeData(resourceType: string, resourceId: string, f: (e: DataEntry) => void): () => void {
-    return this.subscribe({ topic: 'data', resourceType, resourceId }, (m) => m.entry && f(m.entry as DataEntry));
+  /**
+   * subscribeData calls f with each new Harvest Data entry of a resource.
+   * onSubscribed runs each time the server has confirmed the subscription
+   * (again after a reconnect): pushes start only then, so a page reads
+   * what it shows at that moment to miss nothing.
+   */
+  subscribeData(resourceType: string, resourceId: string, f: (e: DataEntry) => void, onSubscribed?: () => void): () => void {
+    return this.subscribe({ topic: 'data', resourceType, resourceId }, (m) => {
+      if (m.type === 'subscribed') onSubscribed?.();
+      else if (m.entry) f(m.entry as DataEntry);
+    });
   }
 
   private send(m: unknown) {

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { href, navigate } from '../router';
 import { ErrorBox, Modal, Page, Show, fmtTime, useAsync, useBusy } from '../ui';
-import { Card, ConfirmButton, DL, useVisibleInterval } from '../resources/common';
+import { Card, ConfirmButton, DL, useVisibleInterval, FormActions } from '../resources/common';
 import { useFreshImage } from '../resources/blobimg';
 import { Timeline, covered, type Period } from '../resources/timeline';
 
@@ -202,14 +202,7 @@ function CameraForm({ camera, onClose }: { camera?: Camera; onClose: (id?: strin
           <input type="checkbox" checked={f.snapshotCache} onChange={set('snapshotCache')} /> Keep a session open for fast snapshots
         </label>
         <ErrorBox error={err} />
-        <div class="row modal-actions">
-          <button type="button" onClick={() => onClose()}>
-            Cancel
-          </button>
-          <button class="primary" type="submit" disabled={busy}>
-            {camera ? 'Save' : 'Register'}
-          </button>
-        </div>
+        <FormActions onCancel={onClose} disabled={busy} label={camera ? 'Save' : 'Register'} />
       </form>
     </Modal>
   );

@@ -6,7 +6,7 @@ import { api, apiWithNext, request } from '../api';
 import { live, type DataEntry } from '../live';
 import { href, navigate } from '../router';
 import { ErrorBox, JSONView, Modal, Page, Show, fmtAgo, fmtTime, useAsync, useBusy } from '../ui';
-import { Card, ConfirmButton, DL, LiveDot, SecretOnce, TagsEditor, entryPreview, inputValue, useLiveStatus } from '../resources/common';
+import { Card, ConfirmButton, DL, LiveDot, SecretOnce, TagsEditor, entryPreview, inputValue, useLiveStatus, FormActions } from '../resources/common';
 import { groupName, type Device, type Group } from '../resources/inventory';
 
 const PAGE = 25;
@@ -196,14 +196,7 @@ function RegisterDevice({ groups, onClose }: { groups: Group[]; onClose: () => v
         </label>
         <p class="muted small">A device publishes data only while its group has Harvest Data enabled.</p>
         <ErrorBox error={err} />
-        <div class="row modal-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button class="primary" type="submit" disabled={busy}>
-            {busy ? 'Registering…' : 'Register'}
-          </button>
-        </div>
+        <FormActions onCancel={onClose} disabled={busy} label={busy ? 'Registering…' : 'Register'} />
       </form>
     </Modal>
   );
@@ -354,8 +347,8 @@ function mergeEntries(cur: DataEntry[], add: DataEntry[]): DataEntry[] {
 
 /**
  * DeviceData lists the newest entries and adds each new one as the server
- * pushes it. Whenever the live connection (re)becomes ready the first page
- * is read again, so entries stored while it was down are not missed.
+ * pushes it. Whenever the subscription is (re)confirmed the first page is
+ * read again, so entries stored while it was down are not missed.
  */
 function DeviceData({ id }: { id: string }) {
   const [entries, setEntries] = useState<DataEntry[]>([]);
@@ -365,14 +358,21 @@ function DeviceData({ id }: { id: string }) {
   const [loaded, setLoaded] = useState(false);
   const status = useLiveStatus();
   const page = (key?: string) => apiWithNext<DataEntry[]>(devicePath(id) + '/data', { query: { limit: 20, sort: 'desc', last_evaluated_key: key } });
+  // Confirmed subscriptions so far: each one (again after a reconnect)
+  // re-reads the first page, as pushes only cover what comes after it.
+  const [subscribed, setSubscribed] = useState(0);
   useEffect(() => {
-    return live.subscribeData('Device', id, (e) => {
-      setEntries((cur) => mergeEntries(cur, [e]));
-      setFresh((s) => new Set(s).add(e.time));
-    });
+    return live.subscribeData(
+      'Device',
+      id,
+      (e) => {
+        setEntries((cur) => mergeEntries(cur, [e]));
+        setFresh((s) => new Set(s).add(e.time));
+      },
+      () => setSubscribed((n) => n + 1),
+    );
   }, [id]);
   useEffect(() => {
-    if (status !== 'live' && loaded) return;
     let alive = true;
     page().then(
       (r) => {
@@ -387,7 +387,7 @@ function DeviceData({ id }: { id: string }) {
     return () => {
       alive = false;
     };
-  }, [id, status]);
+  }, [id, subscribed]);
   const [busy, moreErr, run] = useBusy();
   const older = () =>
     run(async () => {
@@ -396,7 +396,15 @@ function DeviceData({ id }: { id: string }) {
       setNext(r.next);
     });
   return (
-    <Card title="Data" actions={<LiveDot status={status} />} class="wide">
+    <Card
+      title="Data"
+      actions={
+        <span data-subscribed={subscribed > 0 ? 'yes' : 'no'}>
+          <LiveDot status={status} />
+        </span>
+      }
+      class="wide"
+    >
       <ErrorBox error={err} />
       {!loaded && !err ? (
         <p class="muted">Loading…</p>

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api';
 import { href, navigate } from '../router';
 import { ErrorBox, JSONView, Modal, Page, Show, fmtTime, useAsync, useBusy } from '../ui';
-import { Card, ConfirmButton, DL, TagsEditor, inputValue } from '../resources/common';
+import { Card, ConfirmButton, DL, TagsEditor, inputValue, FormActions } from '../resources/common';
 import { groupName, type Device, type Group, type Sim } from '../resources/inventory';
 
 /** The namespaces whose "enabled" switch the console offers. */
@@ -136,14 +136,7 @@ function CreateGroup({ onClose }: { onClose: (id?: string) => void }) {
           </label>
         ))}
         <ErrorBox error={err} />
-        <div class="row modal-actions">
-          <button type="button" onClick={() => onClose()}>
-            Cancel
-          </button>
-          <button class="primary" type="submit" disabled={busy || !name.trim()}>
-            Create
-          </button>
-        </div>
+        <FormActions onCancel={onClose} disabled={busy || !name.trim()} label={'Create'} />
       </form>
     </Modal>
   );

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, getSession } from '../api';
 import { href, navigate } from '../router';
 import { ErrorBox, Modal, Page, Show, useAsync, useBusy } from '../ui';
-import { Card, ConfirmButton, DL, SecretOnce, fmtSec, inputValue } from '../resources/common';
+import { Card, ConfirmButton, DL, SecretOnce, fmtSec, inputValue, FormActions } from '../resources/common';
 
 interface AuthKey {
   authKeyId: string;
@@ -129,14 +129,7 @@ function CreateUser({ onClose }: { onClose: (name?: string) => void }) {
           <input value={desc} onInput={(e) => setDesc(inputValue(e))} />
         </label>
         <ErrorBox error={err} />
-        <div class="row modal-actions">
-          <button type="button" onClick={() => onClose()}>
-            Cancel
-          </button>
-          <button class="primary" type="submit" disabled={busy || !name.trim()}>
-            Create
-          </button>
-        </div>
+        <FormActions onCancel={onClose} disabled={busy || !name.trim()} label={'Create'} />
       </form>
     </Modal>
   );

@@ -239,3 +239,17 @@ export function DL({ items }: { items: [ComponentChildren, ComponentChildren][] 
     </dl>
   );
 }
+
+/** FormActions is the Cancel / submit footer of a form in a dialog. */
+export function FormActions({ onCancel, disabled, label }: { onCancel: () => void; disabled?: boolean; label: string }) {
+  return (
+    <div class="row modal-actions">
+      <button type="button" onClick={() => onCancel()}>
+        Cancel
+      </button>
+      <button class="primary" type="submit" disabled={disabled}>
+        {label}
+      </button>
+    </div>
+  );
+}
