@@ -48,9 +48,12 @@ const (
 	sendQueue = 256
 	// writeTimeout bounds one write to a slow browser.
 	writeTimeout = 10 * time.Second
-	// pingEvery keeps proxies from closing an idle connection.
-	pingEvery = 30 * time.Second
 )
+
+// pingEvery keeps proxies from closing an idle connection; the token is
+// checked again as often, so a logged-out or expired session stops
+// receiving pushes within that time. A variable for tests.
+var pingEvery = 30 * time.Second
 
 // Topic is one kind of thing a browser can subscribe to.
 type Topic struct {
@@ -120,6 +123,8 @@ type conn struct {
 	ws     *websocket.Conn
 	r      *http.Request
 	p      *api.Principal
+	apiKey string
+	token  string
 	out    chan []byte
 	mu     sync.Mutex
 	subs   map[string]*nats.Subscription
@@ -170,7 +175,7 @@ func (c *conn) authenticate(ctx context.Context) error {
 	if err := c.s.auth.Authorize(actx, p, "Live:connect", c.r); err != nil {
 		return err
 	}
-	c.p = p
+	c.p, c.apiKey, c.token = p, m.APIKey, m.Token
 	return nil
 }
 
@@ -298,6 +303,11 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 			c.s.sent.Inc()
 		case <-t.C:
+			if _, err := c.s.auth.Authenticate(ctx, c.apiKey, c.token); err != nil {
+				_ = c.writeNow(ctx, errMsg("", err))
+				c.cancel()
+				return
+			}
 			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
 			err := c.ws.Ping(pctx)
 			cancel()

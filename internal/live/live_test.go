@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/nagare-iot/nagare/internal/live"
 	"github.com/nagare-iot/nagare/internal/servertest"
 )
 
@@ -185,5 +186,24 @@ func TestLiveRejects(t *testing.T) {
 	ns := dial(t, ts, viewer)
 	if m := expectType(t, ns, "error"); m["code"] != "PRM0001" {
 		t.Fatalf("without Live:connect: %v", m)
+	}
+}
+
+// A session that logs out stops receiving pushes: the token is checked
+// again at every ping.
+func TestLiveLogout(t *testing.T) {
+	defer live.SetPingEvery(200 * time.Millisecond)()
+	ts := servertest.Start(t)
+	c := ts.LoginKey(servertest.RootKeyID, servertest.RootKey)
+	ws := dial(t, ts, c)
+	expectType(t, ws, "ready")
+	if r := c.Do("POST", "/v1/auth/logout", nil); r.Status >= 300 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	if m := expectType(t, ws, "error"); m["code"] != "AUT0001" {
+		t.Fatalf("after logout: %v", m)
+	}
+	if m := recv(t, ws, 2*time.Second); m != nil {
+		t.Fatalf("still open after logout: %v", m)
 	}
 }
