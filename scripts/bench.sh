@@ -26,8 +26,8 @@
 # in flight when it stops is gone, and there is no run history.
 #
 # Env: DUR (10s), CONC (16 workers), FLOW_RATE (100 publishes/s for the
-# latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s), VISION=0
-# and PANEL=0 skip the vision and dashboard-query sections.
+# latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s), VISION=0,
+# PANEL=0, MQTT=0 and SHADOW=0 skip the vision, dashboard-query, MQTT and shadow sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -162,4 +162,90 @@ if [ "${PANEL:-1}" != 0 ]; then
   go test ./internal/harvest -run '^$' -bench 'Series1M' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
   echo "== dashboard panel query: 1M points → 1,000 buckets (PostgreSQL $(ls /usr/lib/postgresql | tail -1))"
   NAGARE_TEST_POSTGRES="$(scripts/postgres.sh start)" go test ./internal/harvest -run '^$' -bench 'Series1M' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
+fi
+
+# ---------------------------------------------------------------------------
+# MQTT (MQTT=0 skips), with `nagare bench mqtt` as the client (paho, the same
+# code for every broker), MQTT_PUBS publishers (default 16), $DUR each:
+#   harvest  devices publish JSON on devices/<id>/data to nagare's MQTT
+#            listener at QoS 0 and 1: publishes/s taken by the broker, then
+#            how fast and how completely nagare stored them in Harvest Data
+#            (SQLite, synchronous=FULL; the DEVICE_MQTT stream holds the
+#            backlog, so publishing outruns storing).
+#   pubsub   publishers → one subscriber, the plain broker job, on nagare
+#            (embedded NATS; QoS 1 is stored in JetStream on disk) and on
+#            mosquitto 2 (Debian package, installed if missing; in memory,
+#            persistence off; max_queued_messages raised so an overloaded
+#            subscriber is not dropped silently, max_inflight_messages 1024
+#            like NATS's MQTT default): as fast as it goes, then at
+#            MQTT_RATE msgs/s (latency below saturation).
+if [ "${MQTT:-1}" != 0 ]; then
+  MQTT_PUBS=${MQTT_PUBS:-16}
+  MQTT_RATE=${MQTT_RATE:-2000}
+  mqtt_port=18883
+  mosq_port=18884
+  echo
+  export NAGARE_MQTT_LISTEN=127.0.0.1:$mqtt_port
+  for qos in 0 1; do
+    echo "== MQTT device publish → Harvest Data, QoS $qos ($MQTT_PUBS devices, $DUR)"
+    start_nagare mqtt-harvest-$qos
+    run mqtt-harvest-$qos bin/nagare bench mqtt -mode harvest -broker tcp://127.0.0.1:$mqtt_port -qos $qos -publishers "$MQTT_PUBS" -duration "$DUR"
+  done
+  start_nagare mqtt-pubsub
+  for qos in 0 1; do
+    echo "== MQTT pub → sub on nagare, QoS $qos, as fast as it goes"
+    run mqtt-nagare-$qos bin/nagare bench mqtt -mode pubsub -broker tcp://127.0.0.1:$mqtt_port -qos $qos -publishers "$MQTT_PUBS" -duration "$DUR"
+    echo "== MQTT pub → sub on nagare, QoS $qos, at $MQTT_RATE/s"
+    run mqtt-nagare-$qos-rate bin/nagare bench mqtt -mode pubsub -broker tcp://127.0.0.1:$mqtt_port -qos $qos -publishers "$MQTT_PUBS" -duration "$DUR" -rate "$MQTT_RATE"
+  done
+  stop_nagare
+  unset NAGARE_MQTT_LISTEN
+  if ! command -v mosquitto >/dev/null; then
+    sudo_=; [ "$(id -u)" = 0 ] || sudo_=sudo
+    $sudo_ apt-get install -y mosquitto >/dev/null || { $sudo_ apt-get update >/dev/null && $sudo_ apt-get install -y mosquitto >/dev/null; }
+  fi
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1024\n' \
+    "$mosq_port" >"$work/mosquitto.conf"
+  mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+  mosq_pid=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$mosq_port) 2>/dev/null && break; sleep 0.1; done
+  mosq_version=$({ mosquitto -h 2>/dev/null || true; } | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p')
+  for qos in 0 1; do
+    echo "== MQTT pub → sub on mosquitto $mosq_version, QoS $qos, as fast as it goes"
+    run mqtt-mosquitto-$qos bin/nagare bench mqtt -mode pubsub -anonymous -broker tcp://127.0.0.1:$mosq_port -qos $qos -publishers "$MQTT_PUBS" -duration "$DUR"
+    echo "== MQTT pub → sub on mosquitto $mosq_version, QoS $qos, at $MQTT_RATE/s"
+    run mqtt-mosquitto-$qos-rate bin/nagare bench mqtt -mode pubsub -anonymous -broker tcp://127.0.0.1:$mosq_port -qos $qos -publishers "$MQTT_PUBS" -duration "$DUR" -rate "$MQTT_RATE"
+  done
+  kill "$mosq_pid" 2>/dev/null; wait "$mosq_pid" 2>/dev/null || true
+
+  mqtt_row() {
+    local f=$work/$2
+    [ -f "$f" ] || return 0
+    local pub rcv lost lat
+    pub=$(sed -n 's/^publish throughput: \([0-9]*\) publishes\/s/\1/p' "$f")
+    rcv=$(sed -n -e 's/^receive throughput: \([0-9]*\) messages\/s/\1/p' -e 's/^stored throughput: \([0-9]*\) entries\/s/\1/p' "$f")
+    lost=$(sed -n 's/^lost: \([0-9]*\)/\1/p' "$f")
+    lat=$(sed -n 's/^latency: //p' "$f")
+    printf '%-36s %10s %12s %8s %10s %10s\n' "$1" "${pub:--}" "${rcv:--}" "${lost:--}" "$(awk '{print $2}' <<<"$lat")" "$(awk '{print $6}' <<<"$lat")"
+  }
+  echo
+  echo "== MQTT summary ($MQTT_PUBS publishers, $DUR; received/s is stored/s for Harvest rows)"
+  printf '%-36s %10s %12s %8s %10s %10s\n' "" "publish/s" "received/s" "lost" "p50" "p99"
+  for qos in 0 1; do
+    mqtt_row "nagare devices → Harvest, QoS $qos" mqtt-harvest-$qos
+    mqtt_row "nagare pub→sub, QoS $qos" mqtt-nagare-$qos
+    mqtt_row "mosquitto pub→sub, QoS $qos" mqtt-mosquitto-$qos
+    mqtt_row "nagare pub→sub, QoS $qos @${MQTT_RATE}/s" mqtt-nagare-$qos-rate
+    mqtt_row "mosquitto pub→sub, QoS $qos @${MQTT_RATE}/s" mqtt-mosquitto-$qos-rate
+  done
+fi
+
+# Device shadow updates per second: NATS requests on
+# $aws.things.<thing>.shadow.update answered after the KV compare-and-set and
+# the accepted/delta/documents publishes; one thing per worker, and all
+# workers on one thing (CAS retries). SHADOW=0 skips it.
+if [ "${SHADOW:-1}" != 0 ]; then
+  echo
+  echo "== device shadow updates (SQLite + embedded NATS)"
+  go test ./internal/shadow -run '^$' -bench 'ShadowUpdate' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
 fi

@@ -1,16 +1,24 @@
 // Package bus is nagare's only door to NATS: it embeds a nats-server with
 // JetStream on disk in the data directory (single node, sync writes), or
-// connects to an external NATS cluster by URL. The rest of the code sees a
-// connection and JetStream context; nothing else imports nats-server.
+// connects to an external NATS cluster by URL. The embedded server also
+// serves MQTT 3.1.1 (TCP, and WebSocket on a loopback port that nagare
+// proxies at /mqtt), with logins decided by a function the server wires
+// in (see SetMQTTAuth). The rest of the code sees a connection and
+// JetStream context; nothing else imports nats-server.
 package bus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,6 +43,20 @@ type Config struct {
 	// system before it is acknowledged either way, so a crashed or killed
 	// process loses nothing; the interval bounds what a power loss can.
 	SyncInterval time.Duration
+	// Token, when set, is required from plain NATS clients of the Listen
+	// port, and sent to the external servers of URL. Empty leaves the
+	// Listen port open to clients without credentials.
+	Token string
+	// MQTTListen (host:port; port 0 picks a free one) enables the embedded
+	// server's MQTT listener, and its WebSocket listener on a free
+	// loopback port for MQTT over WebSocket (see WebSocketAddr). Empty:
+	// neither. MQTT logins are decided by the function given to
+	// SetMQTTAuth; until then they are refused.
+	MQTTListen string
+	// MQTTFallback: when MQTTListen is taken, serve MQTT on a free
+	// loopback port instead of failing (for a default address that was
+	// not asked for explicitly).
+	MQTTFallback bool
 }
 
 // Bus is an open connection to NATS with JetStream.
@@ -42,6 +64,13 @@ type Bus struct {
 	NC *nats.Conn
 	JS jetstream.JetStream
 	ns *server.Server
+
+	internalToken string // nagare's own in-process connection
+	natsToken     string // Config.Token
+	listens       bool   // the client port is exposed
+	mqttAuth      atomic.Pointer[MQTTAuthFunc]
+	mqttAddr      string
+	wsAddr        string
 }
 
 // Open starts the embedded server or connects to the external one.
@@ -51,13 +80,18 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		name = "nagare"
 	}
 	if cfg.URL != "" {
-		nc, err := nats.Connect(cfg.URL, nats.Name(name), nats.MaxReconnects(-1),
-			nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second))
+		copts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1),
+			nats.ReconnectWait(time.Second), nats.Timeout(5 * time.Second)}
+		if cfg.Token != "" {
+			copts = append(copts, nats.Token(cfg.Token))
+		}
+		nc, err := nats.Connect(cfg.URL, copts...)
 		if err != nil {
 			return nil, fmt.Errorf("nats %s: %w", cfg.URL, err)
 		}
 		return newBus(nc, nil)
 	}
+	b := &Bus{internalToken: randomToken(), natsToken: cfg.Token, listens: cfg.Listen != ""}
 	opts := &server.Options{
 		ServerName:   name,
 		JetStream:    true,
@@ -67,6 +101,8 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		NoSigs:       true,
 		NoLog:        true,
 		DontListen:   cfg.Listen == "",
+		// Every client connection (NATS and MQTT) is decided by checkClient.
+		CustomClientAuthentication: clientAuth{b},
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitHostPort(cfg.Listen)
@@ -74,6 +110,17 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("nats listen %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+	}
+	if cfg.MQTTListen != "" {
+		host, port, err := mqttAddress(cfg.MQTTListen, cfg.MQTTFallback)
+		if err != nil {
+			return nil, err
+		}
+		opts.MQTT = server.MQTTOpts{Host: host, Port: port}
+		// MQTT over WebSocket: NATS's own HTTP listener, reached only
+		// through nagare's reverse proxy at /mqtt (which checks Origin).
+		opts.Websocket = server.WebsocketOpts{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoTLS: true,
+			HandshakeTimeout: 10 * time.Second}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -84,28 +131,85 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded nats: not ready after 15s")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(name))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(name), nats.Token(b.internalToken))
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats connect: %w", err)
 	}
-	b, err := newBus(nc, ns)
-	if err != nil {
+	if err := b.init(nc, ns); err != nil {
 		ns.Shutdown()
 		return nil, err
 	}
-	slog.Info("embedded NATS started", "store", opts.StoreDir, "client_listen", cfg.Listen)
+	if cfg.MQTTListen != "" {
+		v, err := ns.Varz(nil)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		b.mqttAddr = net.JoinHostPort(v.MQTT.Host, strconv.Itoa(v.MQTT.Port))
+		b.wsAddr = strings.TrimPrefix(ns.WebsocketURL(), "ws://")
+	}
+	slog.Info("embedded NATS started", "store", opts.StoreDir, "client_listen", cfg.Listen, "mqtt_listen", b.mqttAddr)
 	return b, nil
 }
 
+// mqttAddress resolves the MQTT listener address. Port 0 becomes NATS's
+// random port. A taken port fails here, at once and with a clear error
+// (NATS itself would only report the server not ready after its
+// timeout), or, with fallback, moves to a free loopback port.
+func mqttAddress(listen string, fallback bool) (string, int, error) {
+	host, port, err := splitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("mqtt listen %q: %w", listen, err)
+	}
+	if port == 0 {
+		return host, server.RANDOM_PORT, nil
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err == nil {
+		ln.Close()
+		return host, port, nil
+	}
+	if !fallback {
+		return "", 0, fmt.Errorf("mqtt listen %s: %w", listen, err)
+	}
+	slog.Warn("the MQTT port is taken: MQTT over TCP is served on a random loopback port instead (MQTT over WebSocket at /mqtt is unaffected); set mqtt-listen to a free address, or off",
+		"mqtt_listen", listen, "err", err)
+	return "127.0.0.1", server.RANDOM_PORT, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
 func newBus(nc *nats.Conn, ns *server.Server) (*Bus, error) {
+	b := &Bus{}
+	if err := b.init(nc, ns); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) init(nc *nats.Conn, ns *server.Server) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return err
 	}
-	return &Bus{NC: nc, JS: js, ns: ns}, nil
+	b.NC, b.JS, b.ns = nc, js, ns
+	return nil
 }
+
+// MQTTAddr is the embedded server's MQTT listener (host:port), if any.
+func (b *Bus) MQTTAddr() string { return b.mqttAddr }
+
+// WebSocketAddr is the embedded server's loopback WebSocket listener
+// (host:port) that serves MQTT over WebSocket at /mqtt, if MQTT is on.
+func (b *Bus) WebSocketAddr() string { return b.wsAddr }
 
 // Embedded reports whether this process runs the NATS server.
 func (b *Bus) Embedded() bool { return b.ns != nil }

@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{"load-test a running server (bench publish | bench flow)", runBench}
+	commands["bench"] = command{"load-test a running server (bench publish | bench flow | bench mqtt)", runBench}
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -31,9 +31,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return runBenchPublish(args[1:], stdout, stderr)
 		case "flow":
 			return runBenchFlow(args[1:], stdout, stderr)
+		case "mqtt":
+			return runBenchMQTT(args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintln(stderr, "Usage: nagare bench publish|flow [flags]   (run with -h for flags)")
+	fmt.Fprintln(stderr, "Usage: nagare bench publish|flow|mqtt [flags]   (run with -h for flags)")
 	return 2
 }
 

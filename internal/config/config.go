@@ -33,6 +33,8 @@ type Config struct {
 	DB         string
 	NATS       string
 	NATSListen string
+	NATSToken  string // token plain NATS clients present (embedded nats-listen port, external servers)
+	MQTTListen string // MQTT TCP listener of the embedded NATS ("" or "off": none)
 	Files      string
 	PublicURL  string
 	NodeName   string
@@ -102,6 +104,8 @@ var fields = []field{
 	{key: "db", env: "NAGARE_DB", def: "", help: "database: empty for SQLite in the data dir, sqlite://PATH, or postgres://user:pass@host/db", secret: true, str: func(c *Config) *string { return &c.DB }},
 	{key: "nats", env: "NAGARE_NATS", def: "", help: "external NATS URLs (nats://a:4222,nats://b:4222); empty embeds a server", str: func(c *Config) *string { return &c.NATS }},
 	{key: "nats-listen", env: "NAGARE_NATS_LISTEN", def: "", help: "expose the embedded NATS client port on host:port (default: in-process only)", str: func(c *Config) *string { return &c.NATSListen }},
+	{key: "nats-token", env: "NAGARE_NATS_TOKEN", def: "", secret: true, help: "token plain NATS clients must present on the nats-listen port (nats://TOKEN@host:port); nagare also sends it to external nats servers. Empty: the nats-listen port takes clients without credentials, as before MQTT existed", str: func(c *Config) *string { return &c.NATSToken }},
+	{key: "mqtt-listen", env: "NAGARE_MQTT_LISTEN", def: ":1883", help: "MQTT 3.1.1 listener (host:port) of the embedded NATS for devices and users; MQTT over WebSocket is served at /mqtt on the HTTP listener. off disables both. With external nats, MQTT is configured on those servers (docs/mqtt.md)", str: func(c *Config) *string { return &c.MQTTListen }},
 	{key: "files", env: "NAGARE_FILES", def: "", help: "Harvest Files store: empty for DATA/files, file:///dir, s3://bucket?region=…, azblob://container", str: func(c *Config) *string { return &c.Files }},
 	{key: "public-url", env: "NAGARE_PUBLIC_URL", def: "", help: "externally reachable base URL used in signed links (default http://<listen>)", str: func(c *Config) *string { return &c.PublicURL }},
 	{key: "node-name", env: "NAGARE_NODE_NAME", def: "", help: "node name in logs and NATS (default: host name)", str: func(c *Config) *string { return &c.NodeName }},
@@ -361,6 +365,14 @@ func (c *Config) validate() Errors {
 			add("nats-listen: only applies to the embedded server, but nats is set to an external URL")
 		}
 	}
+	if c.MQTTListen != "" && c.MQTTListen != "off" {
+		if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
+			add("mqtt-listen: %q is not host:port (e.g. :1883 or 127.0.0.1:1883) or off", c.MQTTListen)
+		}
+		if c.NATS != "" && c.IsSet("mqtt-listen") {
+			add("mqtt-listen: only applies to the embedded server, but nats is set to an external URL (configure MQTT on those servers, see docs/mqtt.md)")
+		}
+	}
 	if c.DataDir == "" {
 		add("data: must not be empty")
 	}
@@ -488,6 +500,19 @@ func redactQuery(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// MQTTEnabled reports whether the embedded NATS serves MQTT (an external
+// NATS brings its own MQTT configuration).
+func (c *Config) MQTTEnabled() bool {
+	return c.NATS == "" && c.MQTTListen != "" && c.MQTTListen != "off"
+}
+
+// IsSet reports whether a setting was given in the file, the environment
+// or a flag rather than left at its default.
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.origin[key]
+	return ok
 }
 
 // PublicBase returns the base URL for links nagare hands out.

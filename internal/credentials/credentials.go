@@ -60,6 +60,11 @@ var typeFields = map[string]struct{ required, optional []string }{
 	"azure-credentials":             {required: []string{"policyName", "key"}},
 	"x509":                          {required: []string{"cert", "key"}, optional: []string{"ca"}},
 	"private-key-pem":               {required: []string{"key"}},
+	// Slack: an Incoming Webhook's URL (the URL is the secret) and a Slack
+	// app's signing secret. An Outgoing Webhook's token is an
+	// api-token-credentials entry.
+	"slack-incoming-webhook": {required: []string{"url"}},
+	"slack-signing-secret":   {required: []string{"signingSecret"}},
 }
 
 // Types lists the supported credential types.

@@ -25,6 +25,10 @@ type Deps struct {
 	// Vision runs the ai action's analyses (vision.Service); nil: the ai
 	// action fails with a clear error.
 	Vision Analyzer
+	// Shadows updates device shadows for the shadow action
+	// (shadow.Service); when set, shadow sources are consumed too. nil:
+	// the shadow action fails with a clear error.
+	Shadows Shadows
 }
 
 // Call is one execution of an action for one event.

@@ -58,6 +58,7 @@ type Output struct {
 	Transform any // template value; nil forwards the result
 	Delay     time.Duration
 	ForEach   bool
+	Key       string // template; set: a keyed timer (see timers.go)
 }
 
 // Limits of an app definition.
@@ -235,6 +236,11 @@ func (d *decoder) channel(name string, n *yaml.Node, actionNames map[string]bool
 					ch.Sources = append(ch.Sources, s)
 				}
 			})
+			// webhook and slack sources are reached through the channel's
+			// one secret URL.
+			if n := countSources(ch, "webhook") + countSources(ch, "slack"); n > 1 {
+				d.add(v, "channel %s has %d webhook/slack sources; it has one URL, so at most one of them (use another channel)", name, n)
+			}
 		case "actions":
 			d.sequence(v, "actions", func(item *yaml.Node) {
 				if a := d.action(item, actionNames); a != nil {
@@ -285,7 +291,7 @@ func (d *decoder) action(n *yaml.Node, actionNames map[string]bool) *Action {
 		return nil
 	}
 	a := &Action{Line: n.Line, Timeout: DefaultTimeout, Retries: DefaultRetries}
-	var kindKey, kindVal, nameNode *yaml.Node
+	var kindKey, kindVal, nameNode, outNode *yaml.Node
 	d.mapping(n, "an action", func(k, v *yaml.Node) {
 		switch k.Value {
 		case "name":
@@ -300,7 +306,7 @@ func (d *decoder) action(n *yaml.Node, actionNames map[string]bool) *Action {
 		case "retries":
 			a.Retries = d.integer(v, "retries", 0, MaxRetries)
 		case "output":
-			a.Output = d.output(v)
+			a.Output, outNode = d.output(v), v
 		default:
 			if reg.get(reg.actions, k.Value) == nil {
 				d.add(k, "unknown field %q in an action: expected %s, or an action kind (%s)%s", k.Value,
@@ -331,6 +337,15 @@ func (d *decoder) action(n *yaml.Node, actionNames map[string]bool) *Action {
 	spec := reg.get(reg.actions, kindKey.Value)
 	a.Kind = spec.Kind
 	a.Config = d.fields(kindVal, spec.Kind, spec)
+	if o := a.Output; o != nil && o.Key != "" {
+		// A keyed timer is one scheduled message.
+		if o.ForEach {
+			d.add(outNode, "output: key and forEach do not go together: a keyed timer is one message")
+		}
+		if o.Delay == 0 && a.Kind != "delay" {
+			d.add(outNode, "output: key needs a delay (or a delay action): a keyed output is a timer")
+		}
+	}
 	return a
 }
 
@@ -339,6 +354,7 @@ var outputFields = []Field{
 	{Name: "transform", Type: TAny, Doc: "template for the payload sent on; `${payload}` is the action's input, `${result}` its output"},
 	{Name: "delay", Type: TDuration, Min: 0, Max: MaxOutputDelay.Seconds(), Doc: "wait before sending (at most 900s)"},
 	{Name: "forEach", Type: TBool, Doc: "when the result is a list, send one event per element"},
+	{Name: "key", Type: TTemplate, Doc: "makes the delayed output a keyed timer: a newer one with the same key replaces it, the timer action cancels it, and it starts a run of its own when it fires"},
 }
 
 func (d *decoder) output(n *yaml.Node) *Output {
@@ -350,6 +366,7 @@ func (d *decoder) output(n *yaml.Node) *Output {
 	o.Channel, _ = cfg["channel"].(string)
 	o.Delay, _ = cfg["delay"].(time.Duration)
 	o.ForEach, _ = cfg["forEach"].(bool)
+	o.Key, _ = cfg["key"].(string)
 	return o
 }
 
@@ -595,6 +612,16 @@ func (d *decoder) exprError(n *yaml.Node, err error) {
 		return
 	}
 	d.add(n, "%v", err)
+}
+
+func countSources(ch *Channel, kind string) int {
+	n := 0
+	for _, s := range ch.Sources {
+		if s.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 func contains(list []string, s string) bool {

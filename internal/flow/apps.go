@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +225,10 @@ func (e *Engine) syncTimers(ctx context.Context, op, name string) error {
 		return err
 	}
 	la := e.app(op, name)
-	if la == nil || !la.Enabled {
+	if la == nil {
+		return e.purgeKeyed(ctx, s, op, name)
+	}
+	if !la.Enabled {
 		return nil
 	}
 	for _, ch := range la.App.Channels {
@@ -251,8 +255,8 @@ func (e *Engine) syncTimers(ctx context.Context, op, name string) error {
 	return nil
 }
 
-// Incoming webhooks: each channel with a webhook source gets a secret URL
-// /v1/flux/webhooks/<token>. The token is derived from the node secret
+// Incoming webhooks: each channel with a webhook or slack source gets a
+// secret URL /v1/flux/webhooks/<token>. The token is derived from the node secret
 // key, so it can be shown again; only its hash is stored for lookup.
 
 func (e *Engine) hookToken(la *loadedApp, channel string) string {
@@ -271,7 +275,7 @@ func (e *Engine) putHooks(tx *sql.Tx, la *loadedApp) error {
 		return err
 	}
 	for _, ch := range la.App.Channels {
-		if !hasSource(ch, "webhook") {
+		if !hasHook(ch) {
 			continue
 		}
 		if _, err := tx.Exec(`INSERT INTO flux_hooks (token_hash, operator_id, app, channel) VALUES ($1,$2,$3,$4)`,
@@ -294,7 +298,7 @@ func hasSource(ch *Channel, kind string) bool {
 // WebhookURL is a channel's incoming-webhook URL ("" if it has none).
 func (e *Engine) WebhookURL(la *loadedApp, channel string) string {
 	ch := la.channels[channel]
-	if ch == nil || !hasSource(ch, "webhook") {
+	if ch == nil || !hasHook(ch) {
 		return ""
 	}
 	return strings.TrimRight(e.opts.PublicBase, "/") + "/v1/flux/webhooks/" + e.hookToken(la, channel)
@@ -332,8 +336,53 @@ func (e *Engine) startDevices(ctx context.Context) error {
 
 type target struct{ app, channel string }
 
+// deviceMatch is a source fed by device data (device, button) that
+// matches a publish.
+type deviceMatch struct {
+	t   target
+	src *Source
+}
+
+// matchDevice finds the enabled apps' sources of the given kinds that
+// match a device, by its ID or through its group; the group is looked up
+// only when some source names one. It returns the matches and the
+// device's group ("" when not looked up or in none).
+func (e *Engine) matchDevice(ctx context.Context, op, deviceID string, kinds ...string) ([]deviceMatch, string) {
+	var matches, groupSources []deviceMatch
+	for _, la := range e.appsOf(op) {
+		if !la.Enabled {
+			continue
+		}
+		for _, ch := range la.App.Channels {
+			for _, s := range ch.Sources {
+				if !contains(kinds, s.Kind) {
+					continue
+				}
+				if id, _ := s.Config["deviceId"].(string); id == deviceID {
+					matches = append(matches, deviceMatch{target{la.App.Name, ch.Name}, s})
+				} else if g, _ := s.Config["groupId"].(string); g != "" {
+					groupSources = append(groupSources, deviceMatch{target{la.App.Name, ch.Name}, s})
+				}
+			}
+		}
+	}
+	var groupID string
+	if len(groupSources) > 0 {
+		if d, err := e.inv.GetDevice(ctx, op, deviceID); err == nil {
+			groupID = d.GroupID
+		}
+		for _, gs := range groupSources {
+			if groupID != "" && gs.src.Config["groupId"] == groupID {
+				matches = append(matches, gs)
+			}
+		}
+	}
+	return matches, groupID
+}
+
 // handleDevice turns a stored Harvest Data entry into events for the
-// channels whose device source matches the device or its group.
+// channels whose device (or button) source matches the device or its
+// group.
 func (e *Engine) handleDevice(ctx context.Context, m jetstream.Msg) {
 	op := m.Headers().Get(harvest.OperatorHeader)
 	var entry harvest.DataEntry
@@ -341,42 +390,7 @@ func (e *Engine) handleDevice(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	var targets []target
-	var groupSources []struct {
-		t     target
-		group string
-	}
-	for _, la := range e.appsOf(op) {
-		if !la.Enabled {
-			continue
-		}
-		for _, ch := range la.App.Channels {
-			for _, s := range ch.Sources {
-				if s.Kind != "device" {
-					continue
-				}
-				if id, _ := s.Config["deviceId"].(string); id == entry.ResourceID {
-					targets = append(targets, target{la.App.Name, ch.Name})
-				} else if g, _ := s.Config["groupId"].(string); g != "" {
-					groupSources = append(groupSources, struct {
-						t     target
-						group string
-					}{target{la.App.Name, ch.Name}, g})
-				}
-			}
-		}
-	}
-	var groupID string
-	if len(groupSources) > 0 {
-		if d, err := e.inv.GetDevice(ctx, op, entry.ResourceID); err == nil {
-			groupID = d.GroupID
-		}
-		for _, gs := range groupSources {
-			if groupID != "" && gs.group == groupID {
-				targets = append(targets, gs.t)
-			}
-		}
-	}
+	matches, groupID := e.matchDevice(ctx, op, entry.ResourceID, "device", "button")
 	var payload any = entry.Content
 	if entry.ContentEncoding == "" && strings.Contains(entry.ContentType, "json") {
 		var v any
@@ -389,10 +403,19 @@ func (e *Engine) handleDevice(ctx context.Context, m jetstream.Msg) {
 	if groupID != "" {
 		ctxv["group"] = map[string]any{"groupId": groupID}
 	}
-	for _, t := range targets {
-		id := childID("device", m.Subject(), strconv.FormatInt(entry.Time, 10), t.app, t.channel)
-		ev := &envelope{ID: id, Run: id, Op: op, App: t.app, Channel: t.channel, Source: "device",
-			Time: entry.Time, Payload: payload, Context: ctxv, Event: &origin{Payload: payload, Context: ctxv}}
+	for _, dm := range matches {
+		t, kind, msg, cv := dm.t, dm.src.Kind, payload, ctxv
+		if kind == "button" {
+			var ok bool
+			if msg, ok = buttonMessage(entry.ResourceID, payload, dm.src); !ok {
+				continue // not a press, or a click type this source ignores
+			}
+			cv = maps.Clone(ctxv)
+			cv["eventType"] = "button"
+		}
+		id := childID(kind, m.Subject(), strconv.FormatInt(entry.Time, 10), t.app, t.channel)
+		ev := &envelope{ID: id, Run: id, Op: op, App: t.app, Channel: t.channel, Source: kind,
+			Time: entry.Time, Payload: msg, Context: cv, Event: &origin{Payload: msg, Context: cv}}
 		if err := e.publishEvent(ctx, ev, 0); err != nil {
 			slog.Warn("flow: device event", "app", t.app, "err", err)
 			_ = m.NakWithDelay(time.Second)

@@ -214,6 +214,11 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if e.deps.Shadows != nil { // shadow sources: see source_shadow.go
+		if err := e.startShadows(ctx); err != nil {
+			return err
+		}
+	}
 	// Another node changed an app: reload it.
 	sub, err := e.bus.NC.Subscribe(subjChanged, func(m *nats.Msg) {
 		op, name, _ := strings.Cut(string(m.Data), "/")
@@ -328,6 +333,9 @@ type envelope struct {
 	// Timer is set on timer schedules: the scheduled copies get their id
 	// from the stream sequence.
 	Timer string `json:"timer,omitempty"`
+	// Key is set on a keyed timer (an output with a key, see timers.go):
+	// it is scheduled on a subject named by the key.
+	Key string `json:"key,omitempty"`
 }
 
 // origin is the source event of a run, visible to every step as `event`.
@@ -368,6 +376,9 @@ func (e *Engine) publishEvent(ctx context.Context, ev *envelope, delay time.Dura
 		return err
 	}
 	subject := subjIn + ev.Op + "." + ev.App + "." + ev.Channel
+	if ev.Key != "" {
+		return e.publishKeyed(ctx, ev, subject, body, delay)
+	}
 	if delay <= 0 {
 		_, err = e.bus.JS.Publish(ctx, subject, body, jetstream.WithMsgID(ev.ID))
 		return err

@@ -209,7 +209,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 			return
 		}
 	}
-	actx, cancel := context.WithTimeout(withRun(ctx, ev), ca.Timeout)
+	actx, cancel := context.WithTimeout(withEngine(withRun(ctx, ev), e), ca.Timeout)
 	stopBeat := heartbeat(m, e.opts.AckWait/3)
 	start := time.Now()
 	result, err := ca.spec.Run(actx, &Call{Deps: e.deps, OperatorID: ev.Op, App: ev.App, Action: ca.Action, Config: cfg, Input: ev.Payload, Attempt: attempt})
@@ -236,7 +236,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	st.Status, st.Emitted, st.delay = StepSucceeded, outs, delay
-	st.delta = len(outs) - 1
+	st.delta = inRun(ev.Run, outs) - 1
 	e.m.steps.WithLabelValues(ca.Kind, StepSucceeded).Inc()
 	e.finishStep(ctx, m, st, outs, delay)
 }
@@ -269,7 +269,7 @@ func (e *Engine) fail(ctx context.Context, m jetstream.Msg, ev *envelope, ca *co
 		if rerr := e.record(ctx, st); rerr != nil {
 			slog.Warn("flow: recording a step", "app", ev.App, "err", rerr)
 		}
-		_ = m.NakWithDelay(e.backoff(st.Attempt))
+		_ = m.NakWithDelay(max(e.backoff(st.Attempt), retryAfter(err)))
 		return
 	}
 	st.Status, st.delta = StepFailed, -1
@@ -358,7 +358,22 @@ func (e *Engine) outputs(ev *envelope, ca *compiledAction, env expr.Env, cfg map
 			Event:   root,
 		})
 	}
+	if o.Key != "" {
+		if err := e.keyOutputs(outs, ev, ca, env, result, delay); err != nil {
+			return nil, 0, err
+		}
+	}
 	return outs, delay, nil
+}
+
+// retryAfter is how long an error asks to wait before the next attempt
+// (a 429's Retry-After), at most MaxOutputDelay; 0 when it does not say.
+func retryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return min(ra.RetryAfter(), MaxOutputDelay)
+	}
+	return 0
 }
 
 func typeName(v any) string {

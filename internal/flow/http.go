@@ -37,7 +37,7 @@ func (e *Engine) Register(rt *api.Router) {
 		{Name: "Flux:testApp", Method: "POST", Path: "/v1/flux/apps/{app_id}/channels/{channel_id}/test", Summary: "Send a test message and wait for its run to finish (?timeout=seconds, default 30)", Handler: e.testApp},
 		{Name: "Flux:listRuns", Method: "GET", Path: "/v1/flux/apps/{app_id}/runs", Summary: "List an app's runs, newest first (?status=, ?limit=, ?last_evaluated_key=)", Handler: e.listRuns},
 		{Name: "Flux:getRun", Method: "GET", Path: "/v1/flux/apps/{app_id}/runs/{run_id}", Summary: "Get a run with its step-by-step trace", Handler: e.getRun},
-		{Name: "Flux:receiveWebhook", Method: "POST", Path: "/v1/flux/webhooks/{token}", Auth: api.AuthNone, Summary: "Incoming webhook of a channel (the secret URL is the credential)", Handler: e.receiveWebhook},
+		{Name: "Flux:receiveWebhook", Method: "POST", Path: "/v1/flux/webhooks/{token}", Auth: api.AuthNone, Summary: "Incoming webhook of a channel (the secret URL is the credential; Slack requests are also authenticated by token or signature)", Handler: e.receiveWebhook},
 	}
 	for _, op := range ops {
 		rt.Handle(op)
@@ -87,6 +87,7 @@ type OutputView struct {
 	Transform any    `json:"transform,omitempty"`
 	Delay     string `json:"delay,omitempty"`
 	ForEach   bool   `json:"forEach,omitempty"`
+	Key       string `json:"key,omitempty"`
 }
 
 // showConfig prepares decoded fields for an API answer: durations as text
@@ -135,7 +136,7 @@ func (e *Engine) view(la *loadedApp) *AppView {
 				Config: showConfig(a.Config), Timeout: yamlerr.Duration(a.Timeout), Retries: a.Retries}
 			if o := a.Output; o != nil {
 				av.OutputChannel = o.Channel
-				av.Output = &OutputView{Channel: o.Channel, ForEach: o.ForEach}
+				av.Output = &OutputView{Channel: o.Channel, ForEach: o.ForEach, Key: o.Key}
 				if o.Transform != nil {
 					av.Output.Transform = maskSecrets(o.Transform)
 				}
@@ -442,6 +443,14 @@ func (e *Engine) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
+	}
+	// A channel with a slack source answers Slack on its URL (a channel
+	// has a webhook or a slack source, not both: see app.go).
+	if la := e.app(op, app); la != nil && la.channels[channel] != nil {
+		if src := slackSource(la.channels[channel]); src != nil {
+			e.receiveSlack(w, r, la, channel, src)
+			return
+		}
 	}
 	msg, ok := e.readMessage(w, r)
 	if !ok {

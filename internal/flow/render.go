@@ -31,6 +31,12 @@ var escapers = map[string]expr.Escaper{
 	"slack": expr.SlackText,
 }
 
+// alwaysEscape lists the escapings that guard against injection rather
+// than keep a format valid: they apply to a template that is exactly one
+// ${…} too (Slack text that is just ${payload.msg} must not become a
+// <!channel>).
+var alwaysEscape = map[string]bool{"slack": true}
+
 // renderString renders a text field: a template that is exactly one ${…}
 // is used as it is (a whole URL, say); in a mixed template the values are
 // escaped for the destination.
@@ -40,7 +46,7 @@ func renderString(src, escape string, env expr.Env) (string, error) {
 		return "", err
 	}
 	esc := escapers[escape]
-	if t.IsSingle() {
+	if t.IsSingle() && !alwaysEscape[escape] {
 		esc = expr.NoEscape
 	}
 	return t.RenderString(env, esc)
@@ -73,7 +79,7 @@ func renderConfig(fields []Field, cfg map[string]any, env expr.Env) (map[string]
 			}
 			out[f.Name] = m
 		case TAny:
-			r, err := renderAny(v, env)
+			r, err := renderAnyEscaped(v, env, escapers[f.Escape])
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.Name, err)
 			}
@@ -94,18 +100,24 @@ func renderConfig(fields []Field, cfg map[string]any, env expr.Env) (map[string]
 
 // renderAny renders a YAML value: each string is a template that keeps
 // its value's type when it is exactly one ${…}.
-func renderAny(v any, env expr.Env) (any, error) {
+func renderAny(v any, env expr.Env) (any, error) { return renderAnyEscaped(v, env, nil) }
+
+// renderAnyEscaped is renderAny with the text from data passed through
+// esc (nil: none): values in mixed text, and a lone ${…} that gives a
+// string. Literal text, numbers and whole objects or lists from a lone
+// ${…} are kept as they are (the author chose to insert them).
+func renderAnyEscaped(v any, env expr.Env, esc expr.Escaper) (any, error) {
 	switch x := v.(type) {
 	case string:
 		t, err := template(x)
 		if err != nil {
 			return nil, err
 		}
-		return t.Render(env, nil)
+		return t.Render(env, esc)
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, val := range x {
-			r, err := renderAny(val, env)
+			r, err := renderAnyEscaped(val, env, esc)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
@@ -115,7 +127,7 @@ func renderAny(v any, env expr.Env) (any, error) {
 	case []any:
 		l := make([]any, len(x))
 		for i, val := range x {
-			r, err := renderAny(val, env)
+			r, err := renderAnyEscaped(val, env, esc)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}

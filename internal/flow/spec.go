@@ -45,9 +45,11 @@ type Field struct {
 	Min, Max float64  // TInt, TDuration (seconds); both 0 means unbounded
 	Fields   []Field  // TObject
 	// Escape says how values interpolated into a TTemplate/TMap string
-	// are escaped when the template mixes text and ${…}: "url" (query
-	// escaping), "json" (inside a JSON string), "slack" (Slack mrkdwn).
-	// A template that is exactly one ${…} is never escaped.
+	// (or into the strings of a TAny value) are escaped when the template
+	// mixes text and ${…}: "url" (query escaping), "json" (inside a JSON
+	// string), "slack" (Slack mrkdwn). A template that is exactly one ${…}
+	// is not escaped, except with "slack", which guards against injected
+	// mentions rather than keeping a format valid (see render.go).
 	Escape string
 }
 

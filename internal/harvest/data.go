@@ -359,14 +359,8 @@ func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	on, err := d.inv.HarvestEnabled(ctx, dev)
-	if err != nil {
+	if err := d.CheckDevicePublish(ctx, dev, r.ContentLength); err != nil {
 		api.WriteError(w, r, err)
-		return
-	}
-	if !on {
-		api.WriteError(w, r, api.Errorf(http.StatusBadRequest, api.CodeHarvestDisabled,
-			"Harvest Data is not enabled for device %s: put it in a group whose SoracomHarvest configuration has enabled=true", dev.DeviceID))
 		return
 	}
 	t := d.now()
@@ -379,10 +373,6 @@ func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
 		t = time.UnixMilli(v)
 	}
 	limit := d.opts.MaxPublishBytes
-	if r.ContentLength > limit {
-		api.WriteError(w, r, tooLarge(limit))
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -406,6 +396,25 @@ func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
+}
+
+// CheckDevicePublish is what a device publish must pass before its
+// payload is stored, over HTTP (Device:publishDeviceData) and MQTT alike:
+// Harvest Data is enabled in the device's group, and the payload of size
+// bytes (-1: not known yet) is within max-publish-bytes.
+func (d *Data) CheckDevicePublish(ctx context.Context, dev *inventory.Device, size int64) error {
+	on, err := d.inv.HarvestEnabled(ctx, dev)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return api.Errorf(http.StatusBadRequest, api.CodeHarvestDisabled,
+			"Harvest Data is not enabled for device %s: put it in a group whose SoracomHarvest configuration has enabled=true", dev.DeviceID)
+	}
+	if size > d.opts.MaxPublishBytes {
+		return tooLarge(d.opts.MaxPublishBytes)
+	}
+	return nil
 }
 
 const entryCols = "time, content_type, content, category"

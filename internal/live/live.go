@@ -1,8 +1,8 @@
 // Package live owns the browser push channel: one WebSocket per console tab
 // at /v1/live, over which the server pushes what changed (new Harvest Data
-// entries of a resource; later shadows and results). Pushes are read from
-// NATS subjects, so a browser connected to any node sees writes made on
-// every node, and nothing is polled.
+// entries of a resource, device shadow documents: the packages owning them
+// add topics). Pushes are read from NATS subjects, so a browser connected
+// to any node sees writes made on every node, and nothing is polled.
 //
 // Protocol (JSON text messages):
 //

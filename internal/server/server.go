@@ -34,6 +34,8 @@ import (
 	"github.com/nagare-iot/nagare/internal/harvest"
 	"github.com/nagare-iot/nagare/internal/inventory"
 	"github.com/nagare-iot/nagare/internal/live"
+	"github.com/nagare-iot/nagare/internal/mqtt"
+	"github.com/nagare-iot/nagare/internal/shadow"
 	"github.com/nagare-iot/nagare/internal/store"
 	"github.com/nagare-iot/nagare/internal/vision"
 	"github.com/nagare-iot/nagare/web"
@@ -54,7 +56,9 @@ type Server struct {
 	Cameras      *camera.Service
 	Vision       *vision.Service
 	Live         *live.Service
+	Shadows      *shadow.Service
 	Router       *api.Router
+	MQTT         *mqtt.Service
 	OperatorID   string
 	Registry     *prometheus.Registry
 
@@ -106,7 +110,12 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	}
 
 	syncEvery, _ := cfg.NATSSyncInterval() // checked by config validation
-	s.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery})
+	busCfg := bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery, Token: cfg.NATSToken}
+	if cfg.MQTTEnabled() {
+		// The default :1883 moves aside when taken; an address asked for must be had.
+		busCfg.MQTTListen, busCfg.MQTTFallback = cfg.MQTTListen, !cfg.IsSet("mqtt-listen")
+	}
+	s.Bus, err = bus.Open(ctx, busCfg)
 	if err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
@@ -142,14 +151,28 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Data.Close)
+	s.MQTT, err = mqtt.New(ctx, s.Bus, s.Auth, s.Inventory, s.Data, mqtt.Options{OperatorID: s.OperatorID, Origins: []string{cfg.PublicBase()}}, s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.MQTT.Close)
 	s.HarvestFiles = harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
 	s.Credentials = credentials.New(s.DB, keys)
+	s.Shadows, err = shadow.New(ctx, s.Bus.NC, s.Bus.JS, shadow.Options{OperatorID: s.OperatorID}, s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Shadows.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Shadows.Close)
 
 	s.Router = api.NewRouter(s.Auth, s.Registry)
 	s.Vision = s.newVision(cfg)
 	s.Flow, err = flow.New(ctx, s.DB, s.Bus, &flow.Deps{
 		Data: s.Data, Files: s.HarvestFiles, Credentials: s.Credentials, Router: s.Router,
 		HTTP: flow.NewHTTPClient(), Vision: s.Vision,
+		Shadows: s.Shadows,
 	}, s.Inventory, s.Auth, flow.Options{
 		Node: node, AckWait: cfg.FlowAckWait, BackoffBase: cfg.FlowRetryBackoff,
 		RunRetention: cfg.FlowRunRetention, FailedRetention: cfg.FlowFailedRetention,
@@ -169,7 +192,9 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
 	s.Live = live.New(s.Auth, s.Bus.NC, s.Registry)
 	s.Live.AddTopic(harvest.LiveTopic())
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB), s.Live)
+	s.Live.AddTopic(shadow.LiveTopic())
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB), s.Live, s.Shadows)
+	s.MQTT.Mount(s.Router)
 	web.Register(s.Router, cfg.WebDir)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -193,7 +218,7 @@ func register(rt *api.Router, services ...registrar) {
 // Operations lists every API operation without opening any store (docs).
 func Operations() []api.Op {
 	rt := api.NewRouter(nil, nil)
-	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}), &dashboard.Service{}, live.New(nil, nil, nil))
+	register(rt, &auth.Service{}, &inventory.Service{}, &harvest.Data{}, &harvest.Files{}, &credentials.Service{}, &flow.Engine{}, &camera.Service{}, vision.New(vision.Options{}), &dashboard.Service{}, live.New(nil, nil, nil), &shadow.Service{})
 	return rt.Ops()
 }
 

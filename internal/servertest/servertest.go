@@ -55,6 +55,7 @@ func Start(t testing.TB, mod ...func(*config.Config)) *TS {
 	cfg.RootAuthKeyID, cfg.RootAuthKey = RootKeyID, RootKey
 	cfg.SecretKey = "bmFnYXJlLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY="
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.MQTTListen = "off" // tests that want MQTT say so: WithMQTT
 	for _, m := range mod {
 		m(cfg)
 	}
@@ -63,6 +64,11 @@ func Start(t testing.TB, mod ...func(*config.Config)) *TS {
 	t.Cleanup(ts.Stop)
 	return ts
 }
+
+// WithMQTT is a Start option: the embedded NATS serves MQTT on a free
+// loopback port (ts.Bus.MQTTAddr()) and MQTT over WebSocket at
+// ws://<ts.URL host>/mqtt. Without it test servers open no MQTT port.
+func WithMQTT(c *config.Config) { c.MQTTListen = "127.0.0.1:0" }
 
 func (ts *TS) start() {
 	t := ts.t

@@ -33,19 +33,23 @@ export function freePort() {
  * until /readyz answers. It returns {base, data, api, stop, log()}.
  * extraArgs are added to the command line; env to the environment.
  */
-export async function startNagare({ extraArgs = [], env = {}, data } = {}) {
+export async function startNagare({ extraArgs = [], env = {}, data, port, db, mqttPort } = {}) {
   const bin = process.env.NAGARE_BIN || path.join(repo, 'bin', 'nagare');
   if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run make build first`);
   const ownData = !data; // a directory the caller gave is the caller's to remove
   data = data || fs.mkdtempSync(path.join(os.tmpdir(), 'nagare-e2e-'));
   seedModels(data);
-  const port = await freePort();
+  // A restart passes the same data, port and db, so pages can reconnect.
+  port = port || (await freePort());
+  // Never the default :1883: tests run side by side.
+  mqttPort = mqttPort || (await freePort());
   const base = `http://127.0.0.1:${port}`;
-  const args = ['serve', `--listen=127.0.0.1:${port}`, `--data=${data}`, `--root-password=${rootPassword}`, `--log-level=info`, ...extraArgs];
-  if (process.env.NAGARE_TEST_POSTGRES && !extraArgs.some((a) => a.startsWith('--db'))) {
+  const args = ['serve', `--listen=127.0.0.1:${port}`, `--data=${data}`, `--root-password=${rootPassword}`, `--log-level=info`, `--mqtt-listen=127.0.0.1:${mqttPort}`, ...extraArgs];
+  if (!db && process.env.NAGARE_TEST_POSTGRES && !extraArgs.some((a) => a.startsWith('--db'))) {
     // One PostgreSQL database per server, so runs do not see each other.
-    args.push(`--db=${await freshPostgres(process.env.NAGARE_TEST_POSTGRES)}`);
+    db = await freshPostgres(process.env.NAGARE_TEST_POSTGRES);
   }
+  if (db) args.push(`--db=${db}`);
   let output = '';
   const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d) => (output += d));
@@ -100,7 +104,7 @@ export async function startNagare({ extraArgs = [], env = {}, data } = {}) {
     }
     if (!keep && ownData) fs.rmSync(data, { recursive: true, force: true });
   }
-  return { base, data, api, session, stop, log: () => output, child };
+  return { base, data, port, db, mqttPort, api, session, stop, log: () => output, child };
 }
 
 // The offline vision models are 145 MB from npm; the Go tests cache them in

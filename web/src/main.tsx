@@ -7,6 +7,7 @@ import { live, type LiveStatus } from './live';
 import { href, useRoute } from './router';
 import { ErrorBox, useBusy } from './ui';
 import { DashboardsPage } from './pages/dashboards';
+import { BoardsPage } from './pages/boards';
 import { AppsPage } from './pages/apps';
 import { DevicesPage } from './pages/devices';
 import { GroupsPage } from './pages/groups';
@@ -18,6 +19,7 @@ import './styles.css';
 
 const sections: { id: string; label: string; page: (p: { path: string[]; query: URLSearchParams }) => any }[] = [
   { id: 'dashboards', label: 'Dashboards', page: DashboardsPage },
+  { id: 'boards', label: 'Boards', page: BoardsPage },
   { id: 'apps', label: 'Apps', page: AppsPage },
   { id: 'devices', label: 'Devices', page: DevicesPage },
   { id: 'groups', label: 'Groups', page: GroupsPage },

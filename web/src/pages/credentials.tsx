@@ -36,6 +36,8 @@ const types: Record<string, { label: string; fields: FieldSpec[] }> = {
     ],
   },
   'api-token-credentials': { label: 'API token', fields: [{ name: 'token', label: 'Token', kind: 'secret' }] },
+  'slack-incoming-webhook': { label: 'Slack Incoming Webhook', fields: [{ name: 'url', label: 'Webhook URL', kind: 'secret' }] },
+  'slack-signing-secret': { label: 'Slack app signing secret', fields: [{ name: 'signingSecret', label: 'Signing secret', kind: 'secret' }] },
   psk: { label: 'Pre-shared key', fields: [{ name: 'key', label: 'Key', kind: 'secret' }] },
   'aws-credentials': {
     label: 'AWS access key',
