@@ -259,7 +259,7 @@ test('cameras: a simulated RTSP camera: snapshot, recording, exported still', { 
     assert.deepEqual([w, h], [640, 480]);
 
     // The recording shows on the timeline (it is re-read every 10 s).
-    await page.getByTestId('recorded-period').first().waitFor({ timeout: 60_000 });
+    await page.getByTestId('recorded-period').first().waitFor({ timeout: 120_000 });
 
     await page.getByRole('button', { name: 'Export still' }).click();
     await page.locator('[data-export-status="completed"]').waitFor({ timeout: 90_000 });
