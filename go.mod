@@ -25,6 +25,8 @@ require github.com/coder/websocket v1.8.15
 
 require github.com/eclipse/paho.mqtt.golang v1.5.1
 
+require github.com/line/line-bot-sdk-go/v8 v8.22.0
+
 require (
 	cloud.google.com/go/auth v0.23.2 // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.2.8 // indirect

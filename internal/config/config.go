@@ -64,6 +64,8 @@ type Config struct {
 	VisionProvider         string
 	ModelsRegistry         string
 	OpenAIBaseURL          string
+	LineAPIURL             string // LINE Messaging API (reply, push)
+	LineDataURL            string // LINE content API (message images)
 	OpenAIModel            string
 	OpenAICredentials      string
 	RekognitionRegion      string
@@ -133,6 +135,8 @@ var fields = []field{
 	{key: "rekognition-region", env: "NAGARE_REKOGNITION_REGION", def: "ap-northeast-1", help: "AWS region of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionRegion }},
 	{key: "rekognition-endpoint", env: "NAGARE_REKOGNITION_ENDPOINT", def: "", help: "endpoint override of the rekognition provider (tests, VPC endpoints)", str: func(c *Config) *string { return &c.RekognitionEndpoint }},
 	{key: "rekognition-credentials", env: "NAGARE_REKOGNITION_CREDENTIALS", def: "", help: "credentials-store id (aws-credentials) of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionCredentials }},
+	{key: "line-api-url", env: "NAGARE_LINE_API_URL", def: "https://api.line.me", help: "LINE Messaging API base URL of the line action (reply, push; a local fake in tests)", str: func(c *Config) *string { return &c.LineAPIURL }},
+	{key: "line-data-url", env: "NAGARE_LINE_DATA_URL", def: "https://api-data.line.me", help: "LINE content API base URL of the line action's content operation (message images)", str: func(c *Config) *string { return &c.LineDataURL }},
 	{key: "flow-ack-wait", env: "NAGARE_FLOW_ACK_WAIT", kind: kDuration, def: "30s", help: "how soon a flow step left unfinished by a stopped node is redelivered", dur: func(c *Config) *time.Duration { return &c.FlowAckWait }},
 	{key: "flow-retry-backoff", env: "NAGARE_FLOW_RETRY_BACKOFF", kind: kDuration, def: "1s", help: "first retry delay of a failed flow action (doubles each retry, at most 1m)", dur: func(c *Config) *time.Duration { return &c.FlowRetryBackoff }},
 	{key: "flow-run-retention", env: "NAGARE_FLOW_RUN_RETENTION", kind: kDuration, def: "168h", help: "how long the history of succeeded flow runs is kept", dur: func(c *Config) *time.Duration { return &c.FlowRunRetention }},
@@ -453,7 +457,7 @@ func (c *Config) validate() Errors {
 	default:
 		add("vision-provider: %q must be local, openai or rekognition", c.VisionProvider)
 	}
-	for _, u := range []struct{ key, v string }{{"openai-base-url", c.OpenAIBaseURL}, {"models-registry", c.ModelsRegistry}} {
+	for _, u := range []struct{ key, v string }{{"openai-base-url", c.OpenAIBaseURL}, {"models-registry", c.ModelsRegistry}, {"line-api-url", c.LineAPIURL}, {"line-data-url", c.LineDataURL}} {
 		if pu, err := url.Parse(u.v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			add("%s: %q must be an http(s) URL", u.key, u.v)
 		}

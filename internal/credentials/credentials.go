@@ -65,6 +65,9 @@ var typeFields = map[string]struct{ required, optional []string }{
 	// api-token-credentials entry.
 	"slack-incoming-webhook": {required: []string{"url"}},
 	"slack-signing-secret":   {required: []string{"signingSecret"}},
+	// LINE: a Messaging API channel's secret (verifies webhooks) and its
+	// long-lived channel access token (reply, push, content).
+	"line-channel": {required: []string{"channelSecret", "channelAccessToken"}},
 }
 
 // Types lists the supported credential types.

@@ -186,6 +186,7 @@ func TestCredentialsValidation(t *testing.T) {
 		"private-key-pem":               {"key": "-----BEGIN PRIVATE KEY-----"},
 		"slack-incoming-webhook":        {"url": "https://hooks.slack.com/services/T0/B0/x"},
 		"slack-signing-secret":          {"signingSecret": "8f742231b10e8888abcd99yyyzzz85a5"},
+		"line-channel":                  {"channelSecret": "s", "channelAccessToken": "t"},
 	}
 	for typ, vals := range ok {
 		if res := c.Do("POST", "/v1/credentials/t."+typ, map[string]any{"type": typ, "credentials": vals}); res.Status != 201 {

@@ -29,6 +29,12 @@ type Deps struct {
 	// (shadow.Service); when set, shadow sources are consumed too. nil:
 	// the shadow action fails with a clear error.
 	Shadows Shadows
+	// LineAPIURL and LineDataURL are the LINE Messaging API's base URLs
+	// (messages; message content) the line action calls; "" means
+	// https://api.line.me and https://api-data.line.me.
+	LineAPIURL, LineDataURL string
+	// MaxContentBytes caps content the line action downloads (0: 32 MiB).
+	MaxContentBytes int64
 }
 
 // Call is one execution of an action for one event.
@@ -44,6 +50,9 @@ type Call struct {
 	Input any
 	// Attempt counts from 1.
 	Attempt int
+	// WorkID identifies this action for this event; it is the same for
+	// every attempt (e.g. a retry key for APIs that de-duplicate).
+	WorkID string
 }
 
 // ActionFunc runs an action and returns its result (the action's output

@@ -236,10 +236,10 @@ func (d *decoder) channel(name string, n *yaml.Node, actionNames map[string]bool
 					ch.Sources = append(ch.Sources, s)
 				}
 			})
-			// webhook and slack sources are reached through the channel's
-			// one secret URL.
-			if n := countSources(ch, "webhook") + countSources(ch, "slack"); n > 1 {
-				d.add(v, "channel %s has %d webhook/slack sources; it has one URL, so at most one of them (use another channel)", name, n)
+			// webhook, slack and line sources are reached through the
+			// channel's one secret URL.
+			if n := countSources(ch, "webhook") + countSources(ch, "slack") + countSources(ch, "line"); n > 1 {
+				d.add(v, "channel %s has %d webhook/slack/line sources; it has one URL, so at most one of them (use another channel)", name, n)
 			}
 		case "actions":
 			d.sequence(v, "actions", func(item *yaml.Node) {

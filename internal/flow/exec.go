@@ -212,7 +212,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 	actx, cancel := context.WithTimeout(withEngine(withRun(ctx, ev), e), ca.Timeout)
 	stopBeat := heartbeat(m, e.opts.AckWait/3)
 	start := time.Now()
-	result, err := ca.spec.Run(actx, &Call{Deps: e.deps, OperatorID: ev.Op, App: ev.App, Action: ca.Action, Config: cfg, Input: ev.Payload, Attempt: attempt})
+	result, err := ca.spec.Run(actx, &Call{Deps: e.deps, OperatorID: ev.Op, App: ev.App, Action: ca.Action, Config: cfg, Input: ev.Payload, Attempt: attempt, WorkID: workID})
 	if err == nil && actx.Err() != nil {
 		err = fmt.Errorf("timed out after %s", ca.Timeout)
 	} else if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

@@ -37,7 +37,7 @@ func (e *Engine) Register(rt *api.Router) {
 		{Name: "Flux:testApp", Method: "POST", Path: "/v1/flux/apps/{app_id}/channels/{channel_id}/test", Summary: "Send a test message and wait for its run to finish (?timeout=seconds, default 30)", Handler: e.testApp},
 		{Name: "Flux:listRuns", Method: "GET", Path: "/v1/flux/apps/{app_id}/runs", Summary: "List an app's runs, newest first (?status=, ?limit=, ?last_evaluated_key=)", Handler: e.listRuns},
 		{Name: "Flux:getRun", Method: "GET", Path: "/v1/flux/apps/{app_id}/runs/{run_id}", Summary: "Get a run with its step-by-step trace", Handler: e.getRun},
-		{Name: "Flux:receiveWebhook", Method: "POST", Path: "/v1/flux/webhooks/{token}", Auth: api.AuthNone, Summary: "Incoming webhook of a channel (the secret URL is the credential; Slack requests are also authenticated by token or signature)", Handler: e.receiveWebhook},
+		{Name: "Flux:receiveWebhook", Method: "POST", Path: "/v1/flux/webhooks/{token}", Auth: api.AuthNone, Summary: "Incoming webhook of a channel (the secret URL is the credential; Slack and LINE requests are also authenticated by token or signature)", Handler: e.receiveWebhook},
 	}
 	for _, op := range ops {
 		rt.Handle(op)
@@ -444,11 +444,15 @@ func (e *Engine) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	// A channel with a slack source answers Slack on its URL (a channel
-	// has a webhook or a slack source, not both: see app.go).
+	// A channel with a slack or line source answers Slack or LINE on its
+	// URL (a channel has one webhook, slack or line source: see app.go).
 	if la := e.app(op, app); la != nil && la.channels[channel] != nil {
 		if src := slackSource(la.channels[channel]); src != nil {
 			e.receiveSlack(w, r, la, channel, src)
+			return
+		}
+		if src := lineSource(la.channels[channel]); src != nil {
+			e.receiveLine(w, r, la, channel, src)
 			return
 		}
 	}

@@ -73,9 +73,11 @@ func slackSource(ch *Channel) *Source {
 	return nil
 }
 
-// hasHook reports whether a channel has a secret URL: its webhook or
-// slack source is reached through it.
-func hasHook(ch *Channel) bool { return hasSource(ch, "webhook") || hasSource(ch, "slack") }
+// hasHook reports whether a channel has a secret URL: its webhook, slack
+// or line source is reached through it.
+func hasHook(ch *Channel) bool {
+	return hasSource(ch, "webhook") || hasSource(ch, "slack") || hasSource(ch, "line")
+}
 
 // slackMsg is a request normalized for the flow; nil fields stay null.
 type slackMsg struct {

@@ -172,7 +172,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Flow, err = flow.New(ctx, s.DB, s.Bus, &flow.Deps{
 		Data: s.Data, Files: s.HarvestFiles, Credentials: s.Credentials, Router: s.Router,
 		HTTP: flow.NewHTTPClient(), Vision: s.Vision,
-		Shadows: s.Shadows,
+		Shadows:    s.Shadows,
+		LineAPIURL: cfg.LineAPIURL, LineDataURL: cfg.LineDataURL, MaxContentBytes: cfg.MaxFileBytes,
 	}, s.Inventory, s.Auth, flow.Options{
 		Node: node, AckWait: cfg.FlowAckWait, BackoffBase: cfg.FlowRetryBackoff,
 		RunRetention: cfg.FlowRunRetention, FailedRetention: cfg.FlowFailedRetention,

@@ -38,6 +38,13 @@ const types: Record<string, { label: string; fields: FieldSpec[] }> = {
   'api-token-credentials': { label: 'API token', fields: [{ name: 'token', label: 'Token', kind: 'secret' }] },
   'slack-incoming-webhook': { label: 'Slack Incoming Webhook', fields: [{ name: 'url', label: 'Webhook URL', kind: 'secret' }] },
   'slack-signing-secret': { label: 'Slack app signing secret', fields: [{ name: 'signingSecret', label: 'Signing secret', kind: 'secret' }] },
+  'line-channel': {
+    label: 'LINE Messaging API channel',
+    fields: [
+      { name: 'channelSecret', label: 'Channel secret', kind: 'secret' },
+      { name: 'channelAccessToken', label: 'Channel access token', kind: 'secret' },
+    ],
+  },
   psk: { label: 'Pre-shared key', fields: [{ name: 'key', label: 'Key', kind: 'secret' }] },
   'aws-credentials': {
     label: 'AWS access key',
