@@ -403,13 +403,24 @@ func (e *Engine) Inject(ctx context.Context, op, appName, channel, source string
 	if !la.Enabled {
 		return "", errDisabled(appName)
 	}
+	return e.startRun(ctx, op, appName, channel, source, "", payload, context_)
+}
+
+// startRun publishes the first event of a run from an outside source. A
+// non-empty dedupe (what the sender repeats on a redelivery: LINE's
+// webhookEventId, Slack's event_id) derives the run id, so a redelivery
+// inside JetStream's duplicate window starts nothing new.
+func (e *Engine) startRun(ctx context.Context, op, appName, channel, source, dedupe string, payload, context_ any) (string, error) {
 	id := newID()
-	ev := &envelope{ID: id, Run: id, Op: op, App: appName, Channel: channel, Source: source,
-		Time: e.now().UnixMilli(), Payload: payload, Context: context_}
-	ev.Event = &origin{Payload: payload, Context: context_}
-	if n, err := jsonSize(ev.Payload); err != nil || n > e.opts.MaxPayloadBytes {
+	if dedupe != "" {
+		id = childID(source, op, appName, channel, dedupe)
+	}
+	if n, err := jsonSize(payload); err != nil || n > e.opts.MaxPayloadBytes {
 		return "", fmt.Errorf("%w: %d bytes; at most %d", ErrTooLarge, n, e.opts.MaxPayloadBytes)
 	}
+	ev := &envelope{ID: id, Run: id, Op: op, App: appName, Channel: channel, Source: source,
+		Time: e.now().UnixMilli(), Payload: payload, Context: context_,
+		Event: &origin{Payload: payload, Context: context_}}
 	return id, e.publishEvent(ctx, ev, 0)
 }
 

@@ -6,7 +6,6 @@
 package flow
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +87,7 @@ func (e *Engine) receiveLine(w http.ResponseWriter, r *http.Request, la *loadedA
 		return
 	}
 	for _, ev := range events {
-		if err := e.publishLine(ctx, la, channel, ev); err != nil {
+		if _, err := e.startRun(ctx, la.OperatorID, la.App.Name, channel, "line", ev.id, ev.payload, ev.context); err != nil {
 			// LINE redelivers the whole webhook (when redelivery is on);
 			// events already published are de-duplicated then.
 			if errors.Is(err, ErrTooLarge) {
@@ -100,22 +99,6 @@ func (e *Engine) receiveLine(w http.ResponseWriter, r *http.Request, la *loadedA
 		}
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{})
-}
-
-// publishLine starts a run; its id derives from webhookEventId, so a
-// redelivery inside JetStream's duplicate window starts nothing new.
-func (e *Engine) publishLine(ctx context.Context, la *loadedApp, channel string, ev *lineEvent) error {
-	id := newID()
-	if ev.id != "" {
-		id = childID("line", la.OperatorID, la.App.Name, channel, ev.id)
-	}
-	if n, err := jsonSize(ev.payload); err != nil || n > e.opts.MaxPayloadBytes {
-		return fmt.Errorf("%w: %d bytes; at most %d", ErrTooLarge, n, e.opts.MaxPayloadBytes)
-	}
-	env := &envelope{ID: id, Run: id, Op: la.OperatorID, App: la.App.Name, Channel: channel, Source: "line",
-		Time: e.now().UnixMilli(), Payload: ev.payload, Context: ev.context,
-		Event: &origin{Payload: ev.payload, Context: ev.context}}
-	return e.publishEvent(ctx, env, 0)
 }
 
 // lineEvents parses a verified webhook body with the SDK and normalizes

@@ -8,7 +8,6 @@ package flow
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -150,7 +149,7 @@ func (e *Engine) receiveSlack(w http.ResponseWriter, r *http.Request, la *loaded
 		api.WriteError(w, r, errDisabled(la.App.Name))
 		return
 	}
-	if err := e.publishSlack(ctx, la, channel, msg); err != nil {
+	if _, err := e.startRun(ctx, la.OperatorID, la.App.Name, channel, "slack", msg.id, msg.payload, msg.context); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			api.WriteError(w, r, api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "%v", err))
 			return
@@ -169,23 +168,6 @@ func (e *Engine) receiveSlack(w http.ResponseWriter, r *http.Request, la *loaded
 	default:
 		api.WriteJSON(w, http.StatusOK, map[string]any{})
 	}
-}
-
-// publishSlack starts a run. Its id derives from what Slack repeats on a
-// retry (event_id, trigger_id, or channel and message time), so a retry
-// inside JetStream's 15-minute duplicate window starts nothing new.
-func (e *Engine) publishSlack(ctx context.Context, la *loadedApp, channel string, msg *slackMsg) error {
-	id := newID()
-	if msg.id != "" {
-		id = childID("slack", la.OperatorID, la.App.Name, channel, msg.id)
-	}
-	if n, err := jsonSize(msg.payload); err != nil || n > e.opts.MaxPayloadBytes {
-		return fmt.Errorf("%w: %d bytes; at most %d", ErrTooLarge, n, e.opts.MaxPayloadBytes)
-	}
-	ev := &envelope{ID: id, Run: id, Op: la.OperatorID, App: la.App.Name, Channel: channel, Source: "slack",
-		Time: e.now().UnixMilli(), Payload: msg.payload, Context: msg.context,
-		Event: &origin{Payload: msg.payload, Context: msg.context}}
-	return e.publishEvent(ctx, ev, 0)
 }
 
 // equalSecret compares in constant time (for equal lengths; the length

@@ -325,36 +325,15 @@ func (s *Service) update(ctx context.Context, op, thing, name string, body []byt
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	key := Key(op, thing, name)
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		cur, rev, err := s.load(ctx, key)
-		if err != nil {
-			slog.Warn("shadow: reading", "key", key, "err", err)
-			return fail(errInternal())
-		}
+	ch, e := s.casWrite(ctx, Key(op, thing, name), func(cur *Document) ([]byte, *change, *Error) {
 		base := s.baseVersion(cur)
 		if req.Version != nil && *req.Version != base {
-			return fail(errConflict())
+			return nil, nil, errConflict()
 		}
 		ts := s.now().Unix()
 		next := Apply(cur, req, base+1, ts)
 		if StateSize(next) > s.opts.MaxStateBytes {
-			return fail(errTooLarge())
-		}
-		data := marshal(next)
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, data)
-		} else {
-			_, err = s.kv.Update(ctx, key, data, rev)
-		}
-		if isCASConflict(err) {
-			s.casRetry.Inc()
-			casWait(ctx, attempt)
-			continue
-		}
-		if err != nil {
-			slog.Warn("shadow: writing", "key", key, "err", err)
-			return fail(errInternal())
+			return nil, nil, errTooLarge()
 		}
 		prev := SnapshotOf(existing(cur))
 		prev.Version = base
@@ -370,10 +349,46 @@ func (s *Service) update(ctx context.Context, op, thing, name string, body []byt
 				ch.delta = marshal(d)
 			}
 		}
+		return marshal(next), ch, nil
+	})
+	if e != nil {
+		return fail(e)
+	}
+	return ch, nil
+}
+
+// casWrite reads key, lets step decide the document to store and the
+// change to report (or refuse), and writes it with compare-and-set,
+// reading again when another writer got there first.
+func (s *Service) casWrite(ctx context.Context, key string, step func(cur *Document) ([]byte, *change, *Error)) (*change, *Error) {
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		cur, rev, err := s.load(ctx, key)
+		if err != nil {
+			slog.Warn("shadow: reading", "key", key, "err", err)
+			return nil, errInternal()
+		}
+		data, ch, e := step(cur)
+		if e != nil {
+			return nil, e
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, key, data)
+		} else {
+			_, err = s.kv.Update(ctx, key, data, rev)
+		}
+		if isCASConflict(err) {
+			s.casRetry.Inc()
+			casWait(ctx, attempt)
+			continue
+		}
+		if err != nil {
+			slog.Warn("shadow: writing", "key", key, "err", err)
+			return nil, errInternal()
+		}
 		return ch, nil
 	}
 	slog.Warn("shadow: too many concurrent writers", "key", key)
-	return fail(errInternal())
+	return nil, errInternal()
 }
 
 // Get returns the /get/accepted document of a shadow.
@@ -429,35 +444,22 @@ func (s *Service) delete(ctx context.Context, op, thing, name, token string) (*c
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	key := Key(op, thing, name)
-	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		cur, rev, err := s.load(ctx, key)
-		if err != nil {
-			slog.Warn("shadow: reading", "key", key, "err", err)
-			return fail(errInternal())
-		}
+	ch, e := s.casWrite(ctx, Key(op, thing, name), func(cur *Document) ([]byte, *change, *Error) {
 		if existing(cur) == nil {
-			return fail(errNotFound(thing, name))
+			return nil, nil, errNotFound(thing, name)
 		}
 		ts := s.now().Unix()
 		tomb := &Document{Version: cur.Version, Timestamp: ts, Deleted: max(ts, 1)}
-		_, err = s.kv.Update(ctx, key, marshal(tomb), rev)
-		if isCASConflict(err) {
-			s.casRetry.Inc()
-			casWait(ctx, attempt)
-			continue
-		}
-		if err != nil {
-			slog.Warn("shadow: deleting", "key", key, "err", err)
-			return fail(errInternal())
-		}
-		return &change{thing: thing, name: name,
+		return marshal(tomb), &change{thing: thing, name: name,
 			accepted: marshal(&DeleteDoc{Version: cur.Version, Timestamp: ts, ClientToken: token}),
 			event: &Event{Type: EventDeleted, ThingName: thing, ShadowName: name, Previous: SnapshotOf(cur),
 				Version: cur.Version, Timestamp: ts, ClientToken: token},
 		}, nil
+	})
+	if e != nil {
+		return fail(e)
 	}
-	return fail(errInternal())
+	return ch, nil
 }
 
 // count records a request's outcome (e is nil for a success).
