@@ -182,7 +182,7 @@ func lineMessage(v any, static bool) (json.RawMessage, error) {
 
 func runLine(ctx context.Context, c *Call) (any, error) {
 	cfg := c.Config
-	vals, err := slackCredential(ctx, c.Deps, c.OperatorID, cfgString(cfg, "credentials"), credLineChannel)
+	vals, err := credentialValues(ctx, c.Deps, c.OperatorID, cfgString(cfg, "credentials"), credLineChannel)
 	if err != nil {
 		return nil, err
 	}

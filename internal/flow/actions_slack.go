@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nagare-iot/nagare/internal/credentials"
 )
 
 // Credential types the Slack components read.
@@ -153,7 +151,7 @@ func runSlack(ctx context.Context, c *Call) (any, error) {
 // slackWebhookURL reads the webhook URL from a slack-incoming-webhook
 // credential. Errors never quote the URL.
 func slackWebhookURL(ctx context.Context, c *Call, id string) (*url.URL, error) {
-	cred, err := slackCredential(ctx, c.Deps, c.OperatorID, id, credSlackWebhook)
+	cred, err := credentialValues(ctx, c.Deps, c.OperatorID, id, credSlackWebhook)
 	if err != nil {
 		return nil, err
 	}
@@ -162,25 +160,6 @@ func slackWebhookURL(ctx context.Context, c *Call, id string) (*url.URL, error) 
 		return nil, Permanent(fmt.Errorf("credentials %q: url is not an http(s) URL (it should look like https://hooks.slack.com/services/T…/B…/…)", id))
 	}
 	return u, nil
-}
-
-// slackCredential fetches a credential of the given type and returns its
-// values.
-func slackCredential(ctx context.Context, deps *Deps, op, id, typ string) (map[string]string, error) {
-	if deps == nil || deps.Credentials == nil {
-		return nil, Permanent(errors.New("credentials: no credentials store is configured"))
-	}
-	cred, err := deps.Credentials.Get(ctx, op, id)
-	if errors.Is(err, credentials.ErrNotFound) {
-		return nil, Permanent(fmt.Errorf("credentials: %q not found in the credentials store", id))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("credentials %q: %w", id, err)
-	}
-	if cred.Type != typ {
-		return nil, Permanent(fmt.Errorf("credentials %q is of type %s; %s is needed", id, cred.Type, typ))
-	}
-	return cred.Values, nil
 }
 
 // slackMentions turns the rendered mention field into "<@U…>" tokens,

@@ -116,20 +116,30 @@ func runWebhook(ctx context.Context, c *Call) (any, error) {
 
 // basicAuthCredential fetches a username-password credential.
 func basicAuthCredential(ctx context.Context, c *Call, id string) (user, password string, err error) {
-	if c.Deps == nil || c.Deps.Credentials == nil {
-		return "", "", Permanent(errors.New("basicAuth: no credentials store is configured"))
+	vals, err := credentialValues(ctx, c.Deps, c.OperatorID, id, "username-password-credentials")
+	if err != nil {
+		return "", "", fmt.Errorf("basicAuth: %w", err)
 	}
-	cred, err := c.Deps.Credentials.Get(ctx, c.OperatorID, id)
+	return vals["username"], vals["password"], nil
+}
+
+// credentialValues fetches a credential of the given type from the
+// credentials store and returns its values (actions and sources).
+func credentialValues(ctx context.Context, deps *Deps, op, id, typ string) (map[string]string, error) {
+	if deps == nil || deps.Credentials == nil {
+		return nil, Permanent(errors.New("credentials: no credentials store is configured"))
+	}
+	cred, err := deps.Credentials.Get(ctx, op, id)
 	if errors.Is(err, credentials.ErrNotFound) {
-		return "", "", Permanent(fmt.Errorf("basicAuth: credential %q not found in the credentials store", id))
+		return nil, Permanent(fmt.Errorf("credentials: %q not found in the credentials store", id))
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("basicAuth: credential %q: %w", id, err)
+		return nil, fmt.Errorf("credentials %q: %w", id, err)
 	}
-	if cred.Type != "username-password-credentials" {
-		return "", "", Permanent(fmt.Errorf("basicAuth: credential %q is of type %s; username-password-credentials is needed", id, cred.Type))
+	if cred.Type != typ {
+		return nil, Permanent(fmt.Errorf("credentials %q is of type %s; %s is needed", id, cred.Type, typ))
 	}
-	return cred.Values["username"], cred.Values["password"], nil
+	return cred.Values, nil
 }
 
 // ---------------------------------------------------------------------------

@@ -282,11 +282,21 @@ func (e *Engine) enableApp(on bool) http.HandlerFunc {
 	}
 }
 
-// readMessage reads a message body: JSON when it parses, else the text.
-func (e *Engine) readMessage(w http.ResponseWriter, r *http.Request) (any, bool) {
+// readBody reads a request body of at most the payload limit; over it,
+// it answers 413 naming what (a message, a Slack request, …) and says no.
+func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(e.opts.MaxPayloadBytes)))
 	if err != nil {
-		api.WriteError(w, r, api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "a message is at most %d bytes", e.opts.MaxPayloadBytes))
+		api.WriteError(w, r, api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "%s is at most %d bytes", what, e.opts.MaxPayloadBytes))
+		return nil, false
+	}
+	return body, true
+}
+
+// readMessage reads a message body: JSON when it parses, else the text.
+func (e *Engine) readMessage(w http.ResponseWriter, r *http.Request) (any, bool) {
+	body, ok := e.readBody(w, r, "a message")
+	if !ok {
 		return nil, false
 	}
 	if len(body) == 0 {

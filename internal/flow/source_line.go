@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -52,13 +51,12 @@ type lineEvent struct {
 // source. Nothing starts unless the signature verifies.
 func (e *Engine) receiveLine(w http.ResponseWriter, r *http.Request, la *loadedApp, channel string, src *Source) {
 	ctx := r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(e.opts.MaxPayloadBytes)))
-	if err != nil {
-		api.WriteError(w, r, api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "a LINE webhook is at most %d bytes", e.opts.MaxPayloadBytes))
+	body, ok := e.readBody(w, r, "a LINE webhook")
+	if !ok {
 		return
 	}
 	credID, _ := src.Config["credentials"].(string)
-	vals, err := slackCredential(ctx, e.deps, la.OperatorID, credID, credLineChannel)
+	vals, err := credentialValues(ctx, e.deps, la.OperatorID, credID, credLineChannel)
 	if err != nil || vals["channelSecret"] == "" {
 		slog.Warn("flow: line source cannot verify webhooks", "app", la.App.Name, "channel", channel, "err", err)
 		api.WriteError(w, r, api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "this LINE endpoint is not configured; see the server log"))

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -92,9 +91,8 @@ type slackMsg struct {
 // slack source. Nothing starts unless the request authenticates.
 func (e *Engine) receiveSlack(w http.ResponseWriter, r *http.Request, la *loadedApp, channel string, src *Source) {
 	ctx := r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(e.opts.MaxPayloadBytes)))
-	if err != nil {
-		api.WriteError(w, r, api.Errorf(http.StatusRequestEntityTooLarge, api.CodeTooLarge, "a Slack request is at most %d bytes", e.opts.MaxPayloadBytes))
+	body, ok := e.readBody(w, r, "a Slack request")
+	if !ok {
 		return
 	}
 	mode, _ := src.Config["mode"].(string)
@@ -103,7 +101,7 @@ func (e *Engine) receiveSlack(w http.ResponseWriter, r *http.Request, la *loaded
 	if mode == SlackOutgoing {
 		typ, field = credSlackToken, "token"
 	}
-	vals, err := slackCredential(ctx, e.deps, la.OperatorID, credID, typ)
+	vals, err := credentialValues(ctx, e.deps, la.OperatorID, credID, typ)
 	if err != nil || vals[field] == "" {
 		// The owner must fix the app; the caller learns only that it is
 		// not ready (Slack retries, which is what we want once fixed).
