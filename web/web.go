@@ -32,7 +32,8 @@ func Built() bool {
 	return err == nil
 }
 
-// Register mounts the console: GET / (index.html) and GET /assets/….
+// Register mounts the console: GET / (index.html), GET /p/… (public
+// dashboards, the same page without login) and GET /assets/….
 // A non-empty dir serves a build from disk instead (config web-dir).
 func Register(mux interface {
 	HandleHTTP(pattern string, h http.Handler)
@@ -43,6 +44,7 @@ func Register(mux interface {
 	}
 	mux.HandleHTTP("GET /{$}", http.HandlerFunc(c.serveIndex))
 	mux.HandleHTTP("GET /index.html", http.HandlerFunc(c.serveIndex))
+	mux.HandleHTTP("GET /p/{operator}/{name}", http.HandlerFunc(c.serveIndex))
 	mux.HandleHTTP("GET /assets/", http.HandlerFunc(c.serveAsset))
 }
 

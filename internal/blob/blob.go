@@ -7,6 +7,7 @@ package blob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -105,7 +107,11 @@ func SupportedScheme(rawURL string) bool {
 func (s *Store) Close() error { return s.Bucket.Close() }
 
 // IsNotFound reports whether err means the object does not exist.
-func IsNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
+// A key below an existing file's key (a/b.jpg/c) is not found either;
+// the local store reports it as ENOTDIR.
+func IsNotFound(err error) bool {
+	return err != nil && (gcerrors.Code(err) == gcerrors.NotFound || errors.Is(err, syscall.ENOTDIR))
+}
 
 // SignedURL returns a GET URL for key that expires after expiry.
 func (s *Store) SignedURL(ctx context.Context, key string, expiry time.Duration) (string, error) {

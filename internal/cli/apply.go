@@ -117,21 +117,31 @@ type definition struct {
 }
 
 func (f appFile) parseAny() (*definition, error) {
-	var top map[string]any
-	if yaml.Unmarshal(f.src, &top) == nil {
-		if _, ok := top["panels"]; ok {
-			d, err := dashboard.Parse(f.name, f.src)
-			if err != nil {
-				return nil, err
-			}
-			return &definition{"dashboard", d.Name, "/v1/dashboards"}, nil
+	if d, err, ok := f.parseDashboard(); ok {
+		if err != nil {
+			return nil, err
 		}
+		return &definition{"dashboard", d.Name, "/v1/dashboards"}, nil
 	}
 	app, err := f.parseLocal()
 	if err != nil {
 		return nil, err
 	}
 	return &definition{"app", app.Name, "/v1/flux/apps"}, nil
+}
+
+// parseDashboard parses the file as a dashboard when it is one (ok: it has
+// top-level panels).
+func (f appFile) parseDashboard() (d *dashboard.Dashboard, err error, ok bool) {
+	var top map[string]any
+	if yaml.Unmarshal(f.src, &top) != nil {
+		return nil, nil, false
+	}
+	if _, ok := top["panels"]; !ok {
+		return nil, nil, false
+	}
+	d, err = dashboard.Parse(f.name, f.src)
+	return d, err, true
 }
 
 // validateRemote runs the server's checks (credentials, operations) on a

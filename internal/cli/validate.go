@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	commands["validate"] = command{"check app YAML files and report every problem (validate -f app.yaml)", runValidate}
+	commands["validate"] = command{"check app and dashboard YAML files and report every problem (validate -f app.yaml)", runValidate}
 }
 
 // isOperation reports whether name is an API operation of this build.
@@ -36,10 +36,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("nagare validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var files fileList
-	fs.Var(&files, "f", "app YAML file (repeatable; - reads standard input)")
+	fs.Var(&files, "f", "app or dashboard YAML file (repeatable; - reads standard input)")
 	remote := fs.Bool("remote", false, "also run the server's checks (credentials exist, API operations exist there) via POST /v1/flux/validate")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: nagare validate [-remote] -f app.yaml [-f other.yaml]\n\nChecks app files offline: structure, field types, expressions and templates,\nchannel references. Every problem is reported with its line and column.\nCredential references are checked by the server: with -remote (which reads\nNAGARE_ENDPOINT, NAGARE_AUTH_KEY_ID and NAGARE_AUTH_KEY), or when the app is\napplied.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: nagare validate [-remote] -f app.yaml [-f other.yaml]\n\nChecks app files offline: structure, field types, expressions and templates,\nchannel references; and dashboard files (those with panels). Every problem is reported with its line and column.\nCredential references are checked by the server: with -remote (which reads\nNAGARE_ENDPOINT, NAGARE_AUTH_KEY_ID and NAGARE_AUTH_KEY), or when the app is\napplied.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +67,15 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, f := range apps {
+		if d, derr, ok := f.parseDashboard(); ok {
+			if derr != nil {
+				fmt.Fprintln(stderr, derr)
+				code = 1
+			} else {
+				fmt.Fprintf(stdout, "%s: OK (dashboard %s: %d panel(s))\n", f.name, d.Name, len(d.Panels))
+			}
+			continue
+		}
 		app, err := f.parseLocal()
 		if c != nil {
 			ps, rerr := validateRemote(context.Background(), c, f.src)

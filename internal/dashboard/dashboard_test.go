@@ -85,6 +85,14 @@ func TestParseProblems(t *testing.T) {
 		{"series keys", "name: a\npanels:\n  - kind: timeseries\n" + res + "    keys: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n", "5:11: panel 1: keys needs 1 to 16 keys, not 17"},
 		{"url image", "name: a\npanels:\n  - kind: image\n" + res + "    mode: url\n", "3:5: panel 1 needs a field: the key holding the image URL"},
 		{"refresh", "name: a\nrefresh: soon\npanels: []\n", `2:10: refresh: "soon" is not a duration`},
+		{"undeclared param", "name: a\npanels:\n  - kind: logs\n" + res + "    field: t\n    where: {u: \"${user}\"}\n", "6:16: panel 1: where u: ${user} is not a declared param (declare it under params:"},
+		{"param kind", "name: a\nparams: {user: maybe}\npanels: []\n", `2:16: params: user "maybe" must be one of required, optional`},
+		{"mixed where", "name: a\npanels:\n  - kind: logs\n" + res + "    field: t\n    where: {u: \"id-${user}\"}\n", "a value is literal text or one ${param}"},
+		{"public series", "name: a\npublic: true\npanels:\n  - kind: timeseries\n" + res + "    keys: [k]\n", "4:11: a public dashboard cannot have timeseries panels"},
+		{"ranking field", "name: a\npanels:\n  - kind: ranking\n" + res + "    group: u\n", "3:5: panel 1 needs a field: the number to rank by"},
+		{"ranking limit", "name: a\npanels:\n  - kind: ranking\n" + res + "    field: s\n    limit: 1000\n", "6:12: panel 1: limit: 1000 is out of range [1, 100]"},
+		{"bars both", "name: a\npanels:\n  - kind: bars\n" + res + "    field: e\n    keys: [a]\n", "3:5: panel 1 needs either a field"},
+		{"gallery image", "name: a\npanels:\n  - kind: gallery\n" + res, "3:5: panel 1 needs an image"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
 // Package dashboard stores Lagoon-style dashboards: YAML files of panels
-// (logs, stat, timeseries, image, table) over Harvest Data, validated with
-// every problem's position in one pass, and served by the /v1 API.
+// (logs, stat, timeseries, image, table, ranking, gallery, bars) over
+// Harvest Data, validated with every problem's position in one pass, and
+// served by the /v1 API. It also serves public dashboards: read-only pages
+// without login whose panels show only the entries their URL parameters
+// select, with images behind expiring signed URLs.
 package dashboard
 
 import (
@@ -25,8 +28,13 @@ type Dashboard struct {
 	Title   string        `json:"title"`
 	Time    TimeRange     `json:"time"`
 	Refresh time.Duration `json:"-"`
-	Panels  []*Panel      `json:"panels"`
-	Source  []byte        `json:"-"` // the YAML as given, returned unchanged on read
+	// Params are the URL query parameters the dashboard takes (name →
+	// required), used in panels' where as ${name}.
+	Params map[string]bool `json:"params,omitempty"`
+	// Public dashboards are also served read-only without login.
+	Public bool     `json:"public,omitempty"`
+	Panels []*Panel `json:"panels"`
+	Source []byte   `json:"-"` // the YAML as given, returned unchanged on read
 }
 
 // TimeRange is a dashboard's default time range, as written ("now-6h",
@@ -52,8 +60,20 @@ type Panel struct {
 	Field      string      `json:"field,omitempty"`
 	Mapping    []MapEntry  `json:"mapping,omitempty"`
 	Columns    []string    `json:"columns,omitempty"`
-	Grid       Grid        `json:"grid"`
-	Line       int         `json:"-"`
+	Group      string      `json:"group,omitempty"`
+	Label      string      `json:"label,omitempty"`
+	Image      string      `json:"image,omitempty"`
+	Order      string      `json:"order,omitempty"`
+	Limit      int         `json:"limit,omitempty"`
+	// Where keeps only entries whose content has these values (a value
+	// is literal text or one ${param}; an optional param left out of the
+	// URL drops its condition).
+	Where map[string]string `json:"where,omitempty"`
+	Grid  Grid              `json:"grid"`
+	Line  int               `json:"-"`
+
+	whereNodes map[string]*yaml.Node
+	kindNode   *yaml.Node
 }
 
 // Resource names the Harvest Data a panel reads.
@@ -89,6 +109,9 @@ const (
 	KindTimeseries = "timeseries"
 	KindImage      = "image"
 	KindTable      = "table"
+	KindRanking    = "ranking"
+	KindGallery    = "gallery"
+	KindBars       = "bars"
 
 	ModeURL     = "url"
 	ModeFiles   = "files"
@@ -99,13 +122,16 @@ const (
 	MaxSeriesKeys = 16
 	MaxColumns    = 32
 	MaxRelative   = 3650 * 24 * time.Hour
+	MaxLimit      = 100
+	MaxParams     = 8
+	MaxWhere      = 8
 )
 
 var (
-	kinds         = []string{KindLogs, KindStat, KindTimeseries, KindImage, KindTable}
-	resourceTypes = []string{"Subscriber", "LoraDevice", "Sim", "SigfoxDevice", "Device", "SoraCam"}
-	topFields     = []string{"name", "title", "time", "refresh", "panels"}
-	commonFields  = []string{"title", "kind", "resource", "time", "grid"}
+	kinds         = []string{KindLogs, KindStat, KindTimeseries, KindImage, KindTable, KindRanking, KindGallery, KindBars}
+	resourceTypes = []string{"Subscriber", "LoraDevice", "Sim", "SigfoxDevice", "Device", "SoraCam", "App"}
+	topFields     = []string{"name", "title", "time", "refresh", "params", "public", "panels"}
+	commonFields  = []string{"title", "kind", "resource", "time", "where", "grid"}
 	// kindFields lists the fields each kind takes besides commonFields.
 	kindFields = map[string][]string{
 		KindLogs:       {"field"},
@@ -113,6 +139,9 @@ var (
 		KindTimeseries: {"keys", "aggregate", "unit", "decimals"},
 		KindImage:      {"mode", "field", "mapping"},
 		KindTable:      {"columns", "unit", "decimals"},
+		KindRanking:    {"field", "group", "label", "image", "order", "limit", "unit", "decimals"},
+		KindGallery:    {"image", "field", "label", "limit", "unit", "decimals"},
+		KindBars:       {"field", "keys", "unit", "decimals"},
 	}
 	aggregates = map[string][]string{
 		KindStat:       {"last", "avg", "min", "max", "count"},
@@ -124,6 +153,8 @@ var (
 	colorRE    = regexp.MustCompile(`^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|#[0-9a-fA-F]{8}|[a-z]+(-[a-z]+)*)$`)
 	relRE      = regexp.MustCompile(`^now(?:-([0-9]+)([smhd]))?$`)
 	digitsRE   = regexp.MustCompile(`^[0-9]{1,15}$`)
+	paramRE    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,31}$`)
+	paramRefRE = regexp.MustCompile(`^\$\{([^}]*)\}$`)
 	yamlLineRE = regexp.MustCompile(`line (\d+)`)
 )
 
@@ -318,6 +349,22 @@ func (d *decoder) dashboard(n *yaml.Node) *Dashboard {
 				d.add(v, "refresh: %s is out of range [1s, 24h0m0s]", r)
 			}
 			db.Refresh = r
+		case "params":
+			db.Params = map[string]bool{}
+			d.fields(v, "params", nil, func(k, pv *yaml.Node) {
+				if !paramRE.MatchString(k.Value) {
+					d.add(k, "params: %q must be a letter then letters, digits or _ (at most 32)", k.Value)
+				}
+				db.Params[k.Value] = d.oneOf(pv, "params: "+k.Value, []string{"required", "optional"}) == "required"
+			})
+			if len(db.Params) > MaxParams {
+				d.add(v, "params: at most %d, not %d", MaxParams, len(db.Params))
+			}
+		case "public":
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+				d.add(v, "public must be true or false")
+			}
+			db.Public = v.Value == "true"
 		case "panels":
 			d.list(v, "panels", func(item *yaml.Node) { db.Panels = append(db.Panels, d.panel(item, len(db.Panels))) })
 			if v.Kind == yaml.SequenceNode && (len(v.Content) == 0 || len(v.Content) > MaxPanels) {
@@ -337,7 +384,32 @@ func (d *decoder) dashboard(n *yaml.Node) *Dashboard {
 	if db.Title == "" {
 		db.Title = db.Name
 	}
+	for i, p := range db.Panels {
+		for k, v := range p.Where {
+			if m := paramRefRE.FindStringSubmatch(v); m != nil {
+				if _, ok := db.Params[m[1]]; !ok {
+					d.add(p.whereNodes[k], "panel %d: where %s: ${%s} is not a declared param%s", i+1, k, m[1], declared(db.Params))
+				}
+			}
+		}
+		if db.Public && p.Kind == KindTimeseries {
+			d.add(p.kindNode, "a public dashboard cannot have timeseries panels (public pages are drawn from entries; use stat, table, bars or ranking)")
+		}
+	}
 	return db
+}
+
+// declared lists the declared params for an error message.
+func declared(params map[string]bool) string {
+	if len(params) == 0 {
+		return " (declare it under params:, e.g. params: {user: required})"
+	}
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return " (params: " + strings.Join(names, ", ") + ")"
 }
 
 func (d *decoder) timeRange(n *yaml.Node, what string, tr *TimeRange) {
@@ -378,6 +450,7 @@ func (d *decoder) panel(n *yaml.Node, i int) *Panel {
 	// The kind decides which fields apply, so read it first.
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		if n.Content[j].Value == "kind" {
+			p.kindNode = n.Content[j+1]
 			p.Kind = d.oneOf(n.Content[j+1], what+": kind", kinds)
 		}
 	}
@@ -408,6 +481,8 @@ func (d *decoder) panel(n *yaml.Node, i int) *Panel {
 		case "keys":
 			if p.Kind == KindStat {
 				p.Keys = d.keyList(v, what+": keys", 1, 1)
+			} else if p.Kind == KindBars {
+				p.Keys = d.keyList(v, what+": keys", 1, MaxColumns)
 			} else {
 				p.Keys = d.keyList(v, what+": keys", 1, MaxSeriesKeys)
 			}
@@ -441,6 +516,31 @@ func (d *decoder) panel(n *yaml.Node, i int) *Panel {
 			p.Mode = d.oneOf(v, what+": mode", []string{ModeURL, ModeFiles, ModeMapping})
 		case "field":
 			p.Field = d.key(v, what+": field")
+		case "group":
+			p.Group = d.key(v, what+": group")
+		case "label":
+			p.Label = d.key(v, what+": label")
+		case "image":
+			p.Image = d.key(v, what+": image")
+		case "order":
+			p.Order = d.oneOf(v, what+": order", []string{"desc", "asc"})
+		case "limit":
+			p.Limit = d.integer(v, what+": limit", 1, MaxLimit)
+		case "where":
+			p.Where, p.whereNodes = map[string]string{}, map[string]*yaml.Node{}
+			d.fields(v, what+": where", nil, func(k, wv *yaml.Node) {
+				if !keyRE.MatchString(k.Value) {
+					d.add(k, "%s: where key must be a key name of 1-128 characters", what)
+				}
+				val := d.str(wv, what+": where "+k.Value)
+				if strings.Contains(val, "${") && !paramRefRE.MatchString(val) {
+					d.add(wv, "%s: where %s: a value is literal text or one ${param}, not %q", what, k.Value, val)
+				}
+				p.Where[k.Value], p.whereNodes[k.Value] = val, wv
+			})
+			if len(p.Where) > MaxWhere {
+				d.add(v, "%s: where takes at most %d keys", what, MaxWhere)
+			}
 		case "mapping":
 			d.list(v, what+": mapping", func(item *yaml.Node) {
 				var m MapEntry
@@ -487,6 +587,23 @@ func (d *decoder) panel(n *yaml.Node, i int) *Panel {
 			need("mapping", "a mapping: [{value, image}] in mode mapping")
 		} else if got["mapping"] != nil && p.Mode != "" {
 			d.add(got["mapping"], "%s: mapping only applies in mode mapping", what)
+		}
+	case KindRanking:
+		need("field", "a field: the number to rank by")
+		if p.Order == "" {
+			p.Order = "desc"
+		}
+		if p.Limit == 0 {
+			p.Limit = 10
+		}
+	case KindGallery:
+		need("image", "an image: the key holding a Files path")
+		if p.Limit == 0 {
+			p.Limit = 12
+		}
+	case KindBars:
+		if (got["field"] == nil) == (got["keys"] == nil) {
+			d.add(n, "%s needs either a field (a key holding an object of name: number) or keys (the keys to draw), not both", what)
 		}
 	}
 	return p

@@ -20,8 +20,10 @@ const MaxDashboardBytes = 1 << 20
 
 // Service stores dashboards per operator and serves the Dashboard API.
 type Service struct {
-	db  *store.DB
-	now func() time.Time
+	db    *store.DB
+	now   func() time.Time
+	data  EntryReader // public pages; nil: none served
+	files FileReader
 }
 
 // New returns a dashboard service over db.
@@ -131,6 +133,7 @@ func (s *Service) Register(rt *api.Router) {
 	} {
 		rt.Handle(op)
 	}
+	s.registerPublic(rt)
 }
 
 func operator(r *http.Request) string { return api.PrincipalFrom(r.Context()).OperatorID }

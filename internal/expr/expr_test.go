@@ -435,3 +435,42 @@ func TestNumbersAreNotMangled(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// The happiness score of seed 004 from a faces result: HAPPY summed over
+// faces, and every emotion summed (sumBy).
+func TestFaceScores(t *testing.T) {
+	env := Env{"result": map[string]any{"FaceDetails": []any{
+		map[string]any{"Emotions": []any{
+			map[string]any{"Type": "HAPPY", "Confidence": 90.5},
+			map[string]any{"Type": "SAD", "Confidence": 4.0},
+		}},
+		map[string]any{"Emotions": []any{
+			map[string]any{"Type": "CALM", "Confidence": 60.0},
+			map[string]any{"Type": "HAPPY", "Confidence": 30.25},
+		}},
+	}}}
+	for _, tc := range []struct {
+		src  string
+		want any
+	}{
+		{`sum(result.FaceDetails, sum(filter(.Emotions, .Type == "HAPPY"), .Confidence))`, 120.75},
+		{`sumBy(flatten(map(result.FaceDetails, .Emotions)), "Type", "Confidence")`, map[string]any{"HAPPY": 120.75, "SAD": 4.0, "CALM": 60.0}},
+		{`sumBy(result.missing, "Type", "Confidence")`, map[string]any{}},
+		{`sumBy([], "Type", "Confidence")`, map[string]any{}},
+		// Not objects, no key, not a number: skipped.
+		{`sumBy([{"Type": "A", "Confidence": 1}, "x", {"Confidence": 2}, {"Type": "A", "Confidence": "3"}, {"Type": 7, "Confidence": 4}], "Type", "Confidence")`,
+			map[string]any{"A": 1.0, "7": 4.0}},
+	} {
+		got, err := eval(t, tc.src, env)
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s = %#v; want %#v", tc.src, got, tc.want)
+		}
+	}
+	if _, err := eval(t, `sumBy("abc", "Type", "Confidence")`, env); err == nil || !strings.Contains(err.Error(), "must be an array") {
+		t.Errorf("sumBy of a string: %v", err)
+	}
+}

@@ -75,6 +75,7 @@ var fluxMetered = map[string]struct {
 	"jsonStringify": {func(m *meter, a []any) (any, error) { return jsonStringify(m, "jsonStringify", a) }, []any{new(func(any) string)}},
 	"base64":        {func(m *meter, a []any) (any, error) { return encodeBase64(m, "base64", a) }, []any{new(func(string) string)}},
 	"base64Decode":  {func(m *meter, a []any) (any, error) { return decodeBase64(m, "base64Decode", a) }, []any{new(func(string) string)}},
+	"sumBy":         {sumBy, []any{new(func(any, string, string) map[string]any)}},
 }
 
 // meteredBuiltins replace expr-lang builtins that allocate. In phase 1 the
@@ -686,4 +687,77 @@ func sizeOf(v any) int {
 		return 48 * rv.Len()
 	}
 	return 16
+}
+
+// sumBy totals a list of objects by one of their keys:
+// sumBy(faces' emotions, "Type", "Confidence") → {"HAPPY": 190.2, "SAD": 4.1, …}.
+// Objects without the key, or whose value is not a number, are skipped.
+func sumBy(m *meter, a []any) (any, error) {
+	if err := wantArgs("sumBy", a, 3, 3); err != nil {
+		return nil, err
+	}
+	key, err := strArg("sumBy", a, 1)
+	if err != nil {
+		return nil, err
+	}
+	val, err := strArg("sumBy", a, 2)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	if a[0] == nil {
+		return out, nil
+	}
+	rv := reflect.ValueOf(a[0])
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return nil, fmt.Errorf("sumBy: argument 1 must be an array, got %s", typeName(a[0]))
+	}
+	for i := 0; i < rv.Len(); i++ {
+		if err := m.tick(); err != nil {
+			return nil, err
+		}
+		obj, ok := rv.Index(i).Interface().(map[string]any)
+		if !ok {
+			continue
+		}
+		k, ok := obj[key].(string)
+		if !ok {
+			if obj[key] == nil {
+				continue
+			}
+			k = fmt.Sprint(obj[key])
+		}
+		f, ok := number(obj[val])
+		if !ok {
+			continue
+		}
+		prev, seen := out[k].(float64)
+		if !seen {
+			if err := m.charge("sumBy", len(k)+32); err != nil {
+				return nil, err
+			}
+		}
+		out[k] = prev + f
+	}
+	return out, nil
+}
+
+// number is v as a float64 when it is a number.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	}
+	return 0, false
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -36,13 +37,14 @@ const (
 	LineReply   = "reply"
 	LinePush    = "push"
 	LineContent = "content"
+	LineProfile = "profile"
 )
 
 func init() {
 	RegisterAction(Spec{Kind: "line", Run: runLine, Check: checkLine,
-		Summary: "LINE Messaging API with a line-channel credential. `reply` answers a webhook event with its `replyToken` (usable once, within a minute), `push` sends to a user, group or room ID (`to`); `messages` (1–5) are `{type: text, text}` or `{type: flex, altText, contents}`, where `contents` (a bubble or carousel, as the Flex Message Simulator exports it) is sent exactly as rendered. `content` downloads a message's image (video, audio, file) by `messageId` into Harvest Files at `path`. LINE 5xx and 429 are retried (429 after Retry-After); 400 (with LINE's message and details), 401 and 403 fail at once. Output: reply/push `{status, sentMessages}`; content `{path, contentType, size, presignedUrls: {get}}`.",
+		Summary: "LINE Messaging API with a line-channel credential. `reply` answers a webhook event with its `replyToken` (usable once, within a minute), `push` sends to a user, group or room ID (`to`); `messages` (1–5) are `{type: text, text}` or `{type: flex, altText, contents}`, where `contents` (a bubble or carousel, as the Flex Message Simulator exports it) is sent exactly as rendered. `content` downloads a message's image (video, audio, file) by `messageId` into Harvest Files at `path`. `profile` reads a user's `{userId, displayName, pictureUrl, statusMessage, language}` (the user must be a friend of the bot). LINE 5xx and 429 are retried (429 after Retry-After); 400 (with LINE's message and details), 401 and 403 fail at once. Output: reply/push `{status, sentMessages}`; content `{path, contentType, size, presignedUrls: {get}}`; profile the profile.",
 		Fields: []Field{
-			{Name: "operation", Type: TEnum, Enum: []string{LineReply, LinePush, LineContent}, Required: true, Doc: "reply, push or content"},
+			{Name: "operation", Type: TEnum, Enum: []string{LineReply, LinePush, LineContent, LineProfile}, Required: true, Doc: "reply, push, content or profile"},
 			{Name: "credentials", Type: TCredential, Required: true, Doc: "line-channel credential (its channelAccessToken is used)"},
 			{Name: "replyToken", Type: TTemplate, Doc: "reply: the event's reply token, e.g. ${payload.replyToken}"},
 			{Name: "to", Type: TTemplate, Doc: "push: user, group or room ID, e.g. ${payload.userId}"},
@@ -50,6 +52,7 @@ func init() {
 			{Name: "notificationDisabled", Type: TBool, Default: false, Doc: "reply, push: deliver without a notification"},
 			{Name: "messageId", Type: TTemplate, Doc: "content: the message ID, e.g. ${payload.messageId}"},
 			{Name: "path", Type: TTemplate, Doc: "content: Harvest Files path, e.g. /line/${payload.userId}/${payload.messageId}.jpg"},
+			{Name: "userId", Type: TTemplate, Doc: "profile: the user ID, e.g. ${payload.userId}"},
 		},
 	})
 }
@@ -73,6 +76,8 @@ func checkLine(cfg map[string]any) []string {
 		need(op, "to", "messages")
 	case LineContent:
 		need(op, "messageId", "path")
+	case LineProfile:
+		need(op, "userId")
 	}
 	switch m := cfg["messages"].(type) {
 	case nil:
@@ -197,6 +202,8 @@ func runLine(ctx context.Context, c *Call) (any, error) {
 		return lineSend(ctx, c, op, token, red)
 	case LineContent:
 		return lineContent(ctx, c, token, red)
+	case LineProfile:
+		return lineProfile(ctx, c, token, red)
 	default:
 		return nil, Permanent(fmt.Errorf("line: unknown operation %q", op))
 	}
@@ -353,6 +360,31 @@ func lineContent(ctx context.Context, c *Call, token string, red redactor) (any,
 	}
 	return out, nil
 }
+
+// lineProfile reads a user's profile (GET /v2/bot/profile/{userId}).
+func lineProfile(ctx context.Context, c *Call, token string, red redactor) (any, error) {
+	id := strings.TrimSpace(cfgString(c.Config, "userId"))
+	if !lineIDRE.MatchString(id) {
+		return nil, Permanent(fmt.Errorf("profile: userId %s is not a LINE user ID", quoteValue(id)))
+	}
+	bot, err := messaging_api.NewMessagingApiAPI(token,
+		messaging_api.WithEndpoint(lineBase(c.Deps.LineAPIURL, lineDefaultAPI)),
+		messaging_api.WithHTTPClient(capBodies(actionClient(c), lineMaxAnswer+1)))
+	if err != nil {
+		return nil, Permanent(errors.New(red.apply("line client: " + err.Error())))
+	}
+	bot.WithContext(ctx)
+	p, err := bot.GetProfile(id)
+	if err != nil {
+		return nil, lineSDKError("line profile", err, red)
+	}
+	return map[string]any{"userId": p.UserId, "displayName": p.DisplayName, "pictureUrl": p.PictureUrl,
+		"statusMessage": p.StatusMessage, "language": p.Language}, nil
+}
+
+// lineIDRE matches LINE user, group and room IDs (U, C or R and 32 hex
+// digits), loosely.
+var lineIDRE = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
 
 // lineSDKError classifies an error of the SDK's blob client: its
 // "unexpected status code: N, body" is a LINE answer, anything else a

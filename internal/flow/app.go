@@ -47,6 +47,7 @@ type Action struct {
 	Condition   string // empty: always run
 	Config      map[string]any
 	Output      *Output
+	OnError     *Output // where a step that failed for good sends {error, …}
 	Timeout     time.Duration
 	Retries     int
 	Line        int
@@ -282,7 +283,7 @@ func (d *decoder) source(n *yaml.Node) *Source {
 	return &Source{Kind: spec.Kind, Config: d.fields(v, spec.Kind, spec), Line: k.Line}
 }
 
-var actionCommon = []string{"name", "description", "condition", "output", "timeout", "retries"}
+var actionCommon = []string{"name", "description", "condition", "output", "onError", "timeout", "retries"}
 
 // action decodes the common keys plus exactly one "<kind>: {fields}".
 func (d *decoder) action(n *yaml.Node, actionNames map[string]bool) *Action {
@@ -306,7 +307,9 @@ func (d *decoder) action(n *yaml.Node, actionNames map[string]bool) *Action {
 		case "retries":
 			a.Retries = d.integer(v, "retries", 0, MaxRetries)
 		case "output":
-			a.Output, outNode = d.output(v), v
+			a.Output, outNode = d.output(v, "output", outputFields)
+		case "onError":
+			a.OnError, _ = d.output(v, "onError", onErrorFields)
 		default:
 			if reg.get(reg.actions, k.Value) == nil {
 				d.add(k, "unknown field %q in an action: expected %s, or an action kind (%s)%s", k.Value,
@@ -357,17 +360,25 @@ var outputFields = []Field{
 	{Name: "key", Type: TTemplate, Doc: "makes the delayed output a keyed timer: a newer one with the same key replaces it, the timer action cancels it, and it starts a run of its own when it fires"},
 }
 
-func (d *decoder) output(n *yaml.Node) *Output {
-	cfg := d.fields(n, "output", &Spec{Kind: "output", Fields: outputFields})
+// onErrorFields are an onError output's: a handled failure is one message,
+// sent at once or after a delay.
+var onErrorFields = []Field{
+	{Name: "channel", Type: TChannel, Required: true, Doc: "channel that receives `{error, action, attempts, payload}` when the action failed for good"},
+	{Name: "transform", Type: TAny, Doc: "template for the payload sent on; `${error}` is the error text, `${payload}` the action's input"},
+	{Name: "delay", Type: TDuration, Min: 0, Max: MaxOutputDelay.Seconds(), Doc: "wait before sending (at most 900s)"},
+}
+
+func (d *decoder) output(n *yaml.Node, what string, fields []Field) (*Output, *yaml.Node) {
+	cfg := d.fields(n, what, &Spec{Kind: what, Fields: fields})
 	if cfg == nil {
-		return nil
+		return nil, n
 	}
 	o := &Output{Transform: cfg["transform"]}
 	o.Channel, _ = cfg["channel"].(string)
 	o.Delay, _ = cfg["delay"].(time.Duration)
 	o.ForEach, _ = cfg["forEach"].(bool)
 	o.Key, _ = cfg["key"].(string)
-	return o
+	return o, n
 }
 
 // fields decodes a component's config mapping against its spec.

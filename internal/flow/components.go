@@ -90,7 +90,7 @@ func init() {
 	RegisterAction(Spec{Kind: "harvest", Run: runHarvest,
 		Summary: "Writes a Harvest Data entry. Output: `{resourceType, resourceId, time}`.",
 		Fields: []Field{
-			{Name: "resourceType", Type: TEnum, Enum: []string{"Device", "Sim", "SoraCam", "Subscriber", "LoraDevice", "SigfoxDevice"}, Default: "Device", Doc: "resource type"},
+			{Name: "resourceType", Type: TEnum, Enum: []string{"Device", "Sim", "SoraCam", "Subscriber", "LoraDevice", "SigfoxDevice", "App"}, Default: "Device", Doc: "resource type (App: data of the app itself, any resourceId)"},
 			{Name: "resourceId", Type: TTemplate, Required: true, Doc: "resource ID"},
 			{Name: "data", Type: TAny, Doc: "entry content (an object is stored as JSON); omitted: the action's input"},
 			{Name: "contentType", Type: TTemplate, Default: "application/json", Doc: "entry content type"},

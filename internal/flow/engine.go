@@ -353,6 +353,14 @@ func (ev *envelope) env() expr.Env {
 		"event": map[string]any{"payload": o.Payload, "context": o.Context}}
 }
 
+// env is what an action's condition, config and output see: the event, and
+// app (name, operatorId, publicUrl) for links back to this server.
+func (e *Engine) env(ev *envelope) expr.Env {
+	env := ev.env()
+	env["app"] = map[string]any{"name": ev.App, "operatorId": ev.Op, "publicUrl": strings.TrimRight(e.opts.PublicBase, "/")}
+	return env
+}
+
 // childID derives an event id from the work that produced it, so a step
 // repeated after a crash produces the same ids (and JetStream drops the
 // duplicates).

@@ -642,3 +642,67 @@ func TestMessageLimitsAndRetention(t *testing.T) {
 	}
 	_ = d
 }
+
+// onError: a step that failed for good sends {error, action, attempts,
+// payload} on (transformed), and the run succeeds when the handler does;
+// a handler that cannot be built leaves the run failed.
+func TestOnError(t *testing.T) {
+	ts := startFlow(t)
+	apply(t, ts, `
+name: guarded
+channels:
+  in:
+    actions:
+      - name: call
+        retries: 1
+        webhook: {url: "http://127.0.0.1:9/down", method: POST}
+        onError:
+          channel: sorry
+          transform: {why: "${error}", who: "${payload.who}", raw: "${result}"}
+      - name: broken
+        condition: payload.who == "broken"
+        webhook: {url: "http://127.0.0.1:9/down"}
+        retries: 0
+        onError: {channel: sorry, transform: "${int(payload.who)}"}
+  sorry:
+    actions:
+      - name: note
+        republish: {}
+`)
+	d := testRun(t, ts, "guarded", "in", map[string]any{"who": "aki"})
+	if d.Status != flow.RunSucceeded {
+		t.Fatalf("run %s: %s", d.Status, d.Error)
+	}
+	call := steps(d, "call")
+	if len(call) != 2 || call[1].Status != flow.StepFailed || call[1].Emitted != 1 || !strings.Contains(call[1].Error, "connection refused") {
+		t.Fatalf("call steps %+v", call)
+	}
+	note := steps(d, "note")
+	var in struct {
+		Why, Who string
+		Raw      struct {
+			Error, Action string
+			Attempts      int
+			Payload       map[string]any
+		}
+	}
+	if len(note) != 1 || json.Unmarshal(note[0].Input, &in) != nil {
+		t.Fatalf("note steps %+v", note)
+	}
+	if !strings.Contains(in.Why, "connection refused") || in.Who != "aki" || in.Raw.Action != "call" || in.Raw.Attempts != 2 || in.Raw.Payload["who"] != "aki" {
+		t.Errorf("handler input %s", note[0].Input)
+	}
+	var v flow.AppView
+	ts.Root.Do("GET", "/v1/flux/apps/guarded", nil).JSON(&v)
+	if oe := v.Channels[0].Actions[0].OnError; oe == nil || oe.Channel != "sorry" {
+		t.Errorf("app view onError %+v", oe)
+	}
+
+	d = testRun(t, ts, "guarded", "in", map[string]any{"who": "broken"})
+	if d.Status != flow.RunFailed || !strings.Contains(d.Error, "broken") {
+		t.Errorf("broken handler: run %s %q", d.Status, d.Error)
+	}
+	if b := steps(d, "broken"); len(b) != 1 || !strings.Contains(b[0].Error, "onError") {
+		t.Errorf("broken steps %+v", b)
+	}
+}

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,7 +178,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 		st.Note = fmt.Sprintf("attempt %d was interrupted (node stopped or timed out) after the action started; a %s action may have taken effect twice", prev.interrupted, ca.Kind)
 	}
 
-	env := ev.env()
+	env := e.env(ev)
 	st.Condition = ""
 	if ca.condition != nil {
 		ok, err := ca.condition.Eval(env)
@@ -229,7 +230,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 	var delay time.Duration
 	if err == nil {
 		st.Output = result
-		outs, delay, err = e.outputs(ev, ca, env, cfg, result)
+		outs, delay, err = e.outputs(ev, ca, ca.Output, "", env, cfg, result)
 	}
 	if err != nil {
 		e.fail(ctx, m, ev, ca, st, err)
@@ -273,6 +274,22 @@ func (e *Engine) fail(ctx context.Context, m jetstream.Msg, ev *envelope, ca *co
 		return
 	}
 	st.Status, st.delta = StepFailed, -1
+	if ca.OnError != nil {
+		// Handled: the failure goes on to the onError channel, and the run
+		// can still succeed.
+		env := e.env(ev)
+		env["error"] = st.Error
+		val := map[string]any{"error": st.Error, "action": ca.Name, "attempts": st.Attempt, "payload": ev.Payload}
+		outs, delay, oerr := e.outputs(ev, ca, ca.OnError, "onError", env, nil, val)
+		if oerr == nil {
+			st.Emitted, st.delay = outs, delay
+			st.delta = inRun(ev.Run, outs) - 1
+			e.m.steps.WithLabelValues(ca.Kind, StepFailed).Inc()
+			e.finishStep(ctx, m, st, outs, delay)
+			return
+		}
+		st.Error += "; onError: " + oerr.Error()
+	}
 	if IsPermanent(err) {
 		st.runError = fmt.Sprintf("action %s failed: %s", ca.Name, st.Error)
 	} else {
@@ -309,9 +326,9 @@ func (e *Engine) publishOutputs(ctx context.Context, m jetstream.Msg, outs []*en
 	_ = m.Ack()
 }
 
-// outputs builds the events an action's result sends on.
-func (e *Engine) outputs(ev *envelope, ca *compiledAction, env expr.Env, cfg map[string]any, result any) ([]*envelope, time.Duration, error) {
-	o := ca.Output
+// outputs builds the events an action's result sends on through o (its
+// output, or with tag "onError" its error output).
+func (e *Engine) outputs(ev *envelope, ca *compiledAction, o *Output, tag string, env expr.Env, cfg map[string]any, result any) ([]*envelope, time.Duration, error) {
 	if o == nil {
 		return nil, 0, nil
 	}
@@ -323,7 +340,7 @@ func (e *Engine) outputs(ev *envelope, ca *compiledAction, env expr.Env, cfg map
 		}
 		v, err := e.renderValue(o.Transform, tenv, nil)
 		if err != nil {
-			return nil, 0, Permanent(fmt.Errorf("output transform: %w", err))
+			return nil, 0, Permanent(fmt.Errorf("%s transform: %w", cmp.Or(tag, "output"), err))
 		}
 		val = v
 	}
@@ -351,10 +368,14 @@ func (e *Engine) outputs(ev *envelope, ca *compiledAction, env expr.Env, cfg map
 		} else if n > e.opts.MaxPayloadBytes {
 			return nil, 0, Permanent(fmt.Errorf("output payload is %d bytes; at most %d may be sent to a channel", n, e.opts.MaxPayloadBytes))
 		}
+		id := childID(ev.ID, ca.Name, strconv.Itoa(i))
+		if tag != "" {
+			id = childID(ev.ID, ca.Name, tag, strconv.Itoa(i))
+		}
 		outs = append(outs, &envelope{
-			ID: childID(ev.ID, ca.Name, strconv.Itoa(i)), Run: ev.Run, Op: ev.Op, App: ev.App, Channel: o.Channel,
+			ID: id, Run: ev.Run, Op: ev.Op, App: ev.App, Channel: o.Channel,
 			Hop: ev.Hop + 1, Source: ev.Source, Time: e.now().UnixMilli(), Payload: v,
-			Context: map[string]any{"eventType": "action", "channel": ev.Channel, "action": ca.Name},
+			Context: outContext(ev.Channel, ca.Name, tag),
 			Event:   root,
 		})
 	}
@@ -364,6 +385,14 @@ func (e *Engine) outputs(ev *envelope, ca *compiledAction, env expr.Env, cfg map
 		}
 	}
 	return outs, delay, nil
+}
+
+func outContext(channel, action, tag string) map[string]any {
+	c := map[string]any{"eventType": "action", "channel": channel, "action": action}
+	if tag != "" {
+		c["eventType"] = "error"
+	}
+	return c
 }
 
 // retryAfter is how long an error asks to wait before the next attempt

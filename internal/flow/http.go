@@ -78,6 +78,7 @@ type ActionView struct {
 	Timeout       string         `json:"timeout"`
 	Retries       int            `json:"retries"`
 	Output        *OutputView    `json:"output,omitempty"`
+	OnError       *OutputView    `json:"onError,omitempty"`
 	OutputChannel string         `json:"outputChannel,omitempty"`
 }
 
@@ -121,6 +122,17 @@ func showConfig(cfg map[string]any) map[string]any {
 	return out
 }
 
+func outputView(o *Output) *OutputView {
+	v := &OutputView{Channel: o.Channel, ForEach: o.ForEach, Key: o.Key}
+	if o.Transform != nil {
+		v.Transform = maskSecrets(o.Transform)
+	}
+	if o.Delay > 0 {
+		v.Delay = yamlerr.Duration(o.Delay)
+	}
+	return v
+}
+
 func (e *Engine) view(la *loadedApp) *AppView {
 	v := &AppView{AppID: la.App.Name, Name: la.App.Name, Description: la.App.Description, Enabled: la.Enabled,
 		Version: la.Version, CreatedTime: la.Created.UnixMilli(), UpdatedTime: la.Updated.UnixMilli(), Channels: []ChannelView{}}
@@ -136,13 +148,10 @@ func (e *Engine) view(la *loadedApp) *AppView {
 				Config: showConfig(a.Config), Timeout: yamlerr.Duration(a.Timeout), Retries: a.Retries}
 			if o := a.Output; o != nil {
 				av.OutputChannel = o.Channel
-				av.Output = &OutputView{Channel: o.Channel, ForEach: o.ForEach, Key: o.Key}
-				if o.Transform != nil {
-					av.Output.Transform = maskSecrets(o.Transform)
-				}
-				if o.Delay > 0 {
-					av.Output.Delay = yamlerr.Duration(o.Delay)
-				}
+				av.Output = outputView(o)
+			}
+			if o := a.OnError; o != nil {
+				av.OnError = outputView(o)
 			}
 			cv.Actions = append(cv.Actions, av)
 		}

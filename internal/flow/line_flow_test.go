@@ -26,9 +26,9 @@ const (
 	lineUser   = "U4af4980629a1b2c3d4e5f60718293a4b"
 )
 
-func startLine(t *testing.T) (*servertest.TS, *lineFake) {
-	fake := newLineFake(t, lineToken)
-	ts := startFlow(t, func(c *config.Config) { c.LineAPIURL, c.LineDataURL = fake.srv.URL, fake.srv.URL+"/" })
+func startLine(t *testing.T) (*servertest.TS, *servertest.LineFake) {
+	fake := servertest.NewLineFake(t, lineToken)
+	ts := startFlow(t, func(c *config.Config) { c.LineAPIURL, c.LineDataURL = fake.URL, fake.URL+"/" })
 	credential(t, ts, "bot", "line-channel", map[string]string{"channelSecret": lineSecret, "channelAccessToken": lineToken})
 	return ts, fake
 }
@@ -47,7 +47,7 @@ func TestLineImageStoredInFiles(t *testing.T) {
 		t.Fatal("test photo:", err)
 	}
 	ts, fake := startLine(t)
-	fake.serve("354718705033693861", jpeg)
+	fake.Serve("354718705033693861", jpeg)
 	apply(t, ts, `
 name: happy
 channels:
@@ -69,8 +69,8 @@ channels:
 
 	// Unsigned, or signed with another secret: 401, nothing starts.
 	for name, res := range map[string]*servertest.Response{
-		"unsigned":     lineSigned(ts, path, "", body),
-		"wrong secret": lineSigned(ts, path, "not-the-channel-secret", body),
+		"unsigned":     servertest.LineSigned(ts, path, "", body),
+		"wrong secret": servertest.LineSigned(ts, path, "not-the-channel-secret", body),
 		"garbage":      ts.Anon().Do("POST", path, body, "Content-Type", "application/json", "X-Line-Signature", "!!"),
 	} {
 		if res.Status != 401 {
@@ -78,12 +78,12 @@ channels:
 		}
 	}
 	// The console's Verify button: no events, 200.
-	if res := lineSigned(ts, path, lineSecret, `{"destination":"Uxxx","events":[]}`); res.Status != 200 {
+	if res := servertest.LineSigned(ts, path, lineSecret, `{"destination":"Uxxx","events":[]}`); res.Status != 200 {
 		t.Errorf("verify: %d %s", res.Status, res.Body)
 	}
 	// The event, then LINE redelivering it: one run.
 	for i := 0; i < 2; i++ {
-		if res := lineSigned(ts, path, lineSecret, body); res.Status != 200 {
+		if res := servertest.LineSigned(ts, path, lineSecret, body); res.Status != 200 {
 			t.Fatalf("webhook %d: %d %s", i, res.Status, res.Body)
 		}
 	}
@@ -102,7 +102,7 @@ channels:
 		in["webhookEventId"] != "01FZ74A0TDDPYRVKNK77XKC3ZR" || in["text"] != nil || in["raw"] == nil {
 		t.Errorf("message %v", in)
 	}
-	if n := len(fake.got("/v2/bot/message/354718705033693861/content")); n != 1 {
+	if n := len(fake.Got("/v2/bot/message/354718705033693861/content")); n != 1 {
 		t.Errorf("%d content downloads; want 1", n)
 	}
 	// The photo is in Files, byte for byte.
@@ -177,14 +177,14 @@ channels:
 		`"message":{"type":"text","id":"468789577898262530","quoteToken":"q1","text":"\"95\" <b>"}`)
 	follow := lineBody("01HFOLLOW00000000000000001", `"type":"follow","replyToken":"r-token-2","follow":{"isUnblocked":false}`)
 	for _, b := range []string{text, follow} {
-		if res := lineSigned(ts, path, lineSecret, b); res.Status != 200 {
+		if res := servertest.LineSigned(ts, path, lineSecret, b); res.Status != 200 {
 			t.Fatalf("webhook: %d %s", res.Status, res.Body)
 		}
 	}
 	waitFor(t, func() bool {
-		return len(fake.got("/v2/bot/message/reply")) >= 1 && len(fake.got("/v2/bot/message/push")) >= 1
+		return len(fake.Got("/v2/bot/message/reply")) >= 1 && len(fake.Got("/v2/bot/message/push")) >= 1
 	})
-	reply := fake.got("/v2/bot/message/reply")[0]
+	reply := fake.Got("/v2/bot/message/reply")[0]
 	if reply.Header.Get("Authorization") != "Bearer "+lineToken {
 		t.Errorf("reply Authorization %q", reply.Header.Get("Authorization"))
 	}
@@ -213,7 +213,7 @@ channels:
 	if bytes.Contains(reply.Body, []byte(`"flex":0`)) {
 		t.Errorf(`"flex":0 in %s`, reply.Body)
 	}
-	push := fake.got("/v2/bot/message/push")[0]
+	push := fake.Got("/v2/bot/message/push")[0]
 	if string(push.Body) != `{"to":"`+lineUser+`","messages":[{"type":"text","text":"ようこそ"}],"notificationDisabled":true}` {
 		t.Errorf("push body %s", push.Body)
 	}
@@ -225,14 +225,14 @@ channels:
 		return len(runs) == 2 && runs[0].Status == flow.RunSucceeded && runs[1].Status == flow.RunSucceeded
 	})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(fake.got("/v2/bot/message/reply")); n != 1 {
+	if n := len(fake.Got("/v2/bot/message/reply")); n != 1 {
 		t.Errorf("%d replies; want 1", n)
 	}
 }
 
 func TestLineErrorsFailTheRun(t *testing.T) {
 	ts, fake := startLine(t)
-	fake.fail(400, `{"message":"The request body has 2 error(s)","details":[{"message":"May not be empty","property":"messages[0].text"},{"message":"Must be one of the following values: [text, image]","property":"messages[1].type"}]}`)
+	fake.Fail(400, `{"message":"The request body has 2 error(s)","details":[{"message":"May not be empty","property":"messages[0].text"},{"message":"Must be one of the following values: [text, image]","property":"messages[1].type"}]}`)
 	apply(t, ts, `
 name: bad
 channels:
@@ -245,7 +245,7 @@ channels:
 `)
 	path := hookPath(t, ts, "bad", "bot")
 	body := lineBody("01HBAD00000000000000000001", `"type":"message","replyToken":"r1","message":{"type":"sticker","id":"1","packageId":"446","stickerId":"1988"}`)
-	if res := lineSigned(ts, path, lineSecret, body); res.Status != 200 {
+	if res := servertest.LineSigned(ts, path, lineSecret, body); res.Status != 200 {
 		t.Fatalf("webhook: %d %s", res.Status, res.Body)
 	}
 	waitFor(t, func() bool {
@@ -256,7 +256,7 @@ channels:
 	if !strings.Contains(r.Error, "May not be empty") || !strings.Contains(r.Error, "messages[0].text") {
 		t.Errorf("error %q", r.Error)
 	}
-	if n := len(fake.got("/v2/bot/message/reply")); n != 1 {
+	if n := len(fake.Got("/v2/bot/message/reply")); n != 1 {
 		t.Errorf("%d replies; want 1 (a 400 is not retried)", n)
 	}
 	if in := runInput(t, ts, "bad", r.RunID); in["messageType"] != "sticker" || in["messageId"] != "1" {

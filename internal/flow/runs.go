@@ -110,7 +110,7 @@ func (e *Engine) record(ctx context.Context, st *step) error {
 	var finished string
 	dur := time.Since(st.Started)
 	var em sql.NullString
-	if st.Status == StepSucceeded {
+	if st.Status == StepSucceeded || len(st.Emitted) > 0 { // a handled failure emits too
 		em = jsonText(emitted{DelayMS: st.delay.Milliseconds(), Events: st.Emitted})
 	}
 	err := e.batch.Do(ctx, func(tx *sql.Tx) error {

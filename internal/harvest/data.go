@@ -56,16 +56,19 @@ const (
 	ResourceSigfoxDevice = "SigfoxDevice"
 	ResourceDevice       = "Device"
 	ResourceSoraCam      = "SoraCam"
+	// ResourceApp is nagare's own: data a flow app writes that belongs to
+	// no device, such as analysis results (resource ID: any name).
+	ResourceApp = "App"
 )
 
 var resourceTypes = map[string]bool{
 	ResourceSubscriber: true, ResourceLoraDevice: true, ResourceSim: true,
-	ResourceSigfoxDevice: true, ResourceDevice: true, ResourceSoraCam: true,
+	ResourceSigfoxDevice: true, ResourceDevice: true, ResourceSoraCam: true, ResourceApp: true,
 }
 
 func checkResourceType(t string) error {
 	if !resourceTypes[t] {
-		return api.Invalid("resource_type %q must be one of Subscriber, LoraDevice, Sim, SigfoxDevice, Device, SoraCam", t)
+		return api.Invalid("resource_type %q must be one of Subscriber, LoraDevice, Sim, SigfoxDevice, Device, SoraCam, App", t)
 	}
 	return nil
 }
@@ -474,9 +477,30 @@ func (d *Data) entries(w http.ResponseWriter, r *http.Request, rtype, rid string
 			from = max(from, key+1)
 		}
 	}
-	rows, err := d.db.QueryContext(r.Context(), `SELECT `+entryCols+` FROM data_entries
+	out, err := d.Entries(r.Context(), api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, from, to, int(limit)+1, order == "ASC")
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		out = out[:limit]
+		w.Header().Set("x-soracom-next-key", strconv.FormatInt(out[len(out)-1].Time, 10))
+	}
+	return out, nil
+}
+
+// Entries returns up to limit entries of a resource with from <= time <=
+// to (UNIX ms), newest first unless ascending.
+func (d *Data) Entries(ctx context.Context, operatorID, rtype, rid string, from, to int64, limit int, ascending bool) ([]DataEntry, error) {
+	if err := checkResourceType(rtype); err != nil {
+		return nil, err
+	}
+	order := "DESC"
+	if ascending {
+		order = "ASC"
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM data_entries
 		WHERE operator_id = $1 AND resource_type = $2 AND resource_id = $3 AND time >= $4 AND time <= $5
-		ORDER BY time `+order+` LIMIT $6`, api.PrincipalFrom(r.Context()).OperatorID, rtype, rid, from, to, limit+1)
+		ORDER BY time `+order+` LIMIT $6`, operatorID, rtype, rid, from, to, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -486,10 +510,6 @@ func (d *Data) entries(w http.ResponseWriter, r *http.Request, rtype, rid string
 		e, err := scanEntry(rows, rtype, rid)
 		if err != nil {
 			return nil, err
-		}
-		if int64(len(out)) == limit {
-			w.Header().Set("x-soracom-next-key", strconv.FormatInt(out[len(out)-1].Time, 10))
-			break
 		}
 		out = append(out, e)
 	}

@@ -479,6 +479,24 @@ func (f *Files) SignedURL(ctx context.Context, operatorID, filePath string, ttl 
 	return f.store.SignedURL(ctx, f.key(operatorID, p), ttl)
 }
 
+// Open reads a file: its entry and a reader the caller closes; api 404
+// when there is no such file.
+func (f *Files) Open(ctx context.Context, operatorID, filePath string) (*FileEntry, io.ReadCloser, error) {
+	p, err := CleanPath(filePath, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd, err := f.store.Bucket.NewReader(ctx, f.key(operatorID, p), nil)
+	if blob.IsNotFound(err) {
+		return nil, nil, api.NotFound("file /%s not found", p)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	e := pathEntry(p, false)
+	e.ContentType, e.ContentLength, e.LastModifiedTime = rd.ContentType(), rd.Size(), rd.ModTime().UnixMilli()
+	return e, rd, nil
+}
+
 // Delete removes a file.
 func (f *Files) Delete(ctx context.Context, operatorID, filePath string) error {
 	p, err := CleanPath(filePath, false)

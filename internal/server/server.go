@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Live = live.New(s.Auth, s.Bus.NC, s.Registry)
 	s.Live.AddTopic(harvest.LiveTopic())
 	s.Live.AddTopic(shadow.LiveTopic())
-	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB), s.Live, s.Shadows)
+	register(s.Router, s.Auth, s.Inventory, s.Data, s.HarvestFiles, s.Credentials, s.Flow, s.Cameras, s.Vision, dashboard.New(s.DB).WithHarvest(s.Data, s.HarvestFiles), s.Live, s.Shadows)
 	s.MQTT.Mount(s.Router)
 	web.Register(s.Router, cfg.WebDir)
 	s.Router.HandleHTTP("GET /livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

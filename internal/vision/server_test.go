@@ -2,42 +2,21 @@ package vision_test
 
 import (
 	"encoding/base64"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/nagare-iot/nagare/internal/config"
 	"github.com/nagare-iot/nagare/internal/flow"
 	"github.com/nagare-iot/nagare/internal/servertest"
-	"github.com/nagare-iot/nagare/internal/vision/models"
-	"github.com/nagare-iot/nagare/internal/vision/tfjs/tfjstest"
 )
 
 const photos = "../../../shared/testdata/vision/"
 
 // startWithModels starts a server whose data directory already holds the
-// offline models (as `nagare models fetch` leaves them), so the test does
-// not download the 144 MB package per server.
+// offline models, so the test does not download the package per server.
 func startWithModels(t *testing.T) *servertest.TS {
 	t.Helper()
-	src := tfjstest.Models(t)
-	return servertest.Start(t, func(c *config.Config) {
-		dir := models.Dir(c.DataDir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name := range models.Files {
-			b, err := fs.ReadFile(src, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	return servertest.Start(t, servertest.WithVisionModels(t))
 }
 
 func photo(t *testing.T, name string) []byte {
