@@ -392,6 +392,9 @@ func (d *decoder) dashboard(n *yaml.Node) *Dashboard {
 				}
 			}
 		}
+		if len(p.Where) > 0 && p.Kind == KindTimeseries {
+			d.add(p.kindNode, "panel %d: a timeseries panel cannot have where (series are computed over all entries; use a table or stat)", i+1)
+		}
 		if db.Public && p.Kind == KindTimeseries {
 			d.add(p.kindNode, "a public dashboard cannot have timeseries panels (public pages are drawn from entries; use stat, table, bars or ranking)")
 		}

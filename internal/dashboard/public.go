@@ -259,6 +259,16 @@ func (s *Service) getPublic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pp := &PublicPanel{Panel: p, Entries: es, Files: map[string]string{}}
+		if p.Kind == KindImage && p.Mode == ModeMapping {
+			// The mapping's own Files images, named in the dashboard.
+			for _, m := range p.Mapping {
+				if strings.HasPrefix(m.Image, "/") && pp.Files[m.Image] == "" {
+					if u, err := s.files.SignedURL(r.Context(), op, m.Image, 0); err == nil {
+						pp.Files[m.Image] = u
+					}
+				}
+			}
+		}
 		if key := imageKey(p); key != "" {
 			for _, e := range es {
 				fp, _ := lookup(e.Content, key)

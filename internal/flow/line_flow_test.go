@@ -264,6 +264,58 @@ channels:
 	}
 }
 
+// LINE's rate limit is waited out and retried; a push LINE already took
+// (409 with X-Line-Accepted-Request-Id, the answer to a repeated retry
+// key) counts as sent; content over max-file-bytes stores nothing.
+func TestLineRetriesAndLimits(t *testing.T) {
+	fake := servertest.NewLineFake(t, lineToken)
+	ts := startFlow(t, func(c *config.Config) {
+		c.LineAPIURL, c.LineDataURL = fake.URL, fake.URL
+		c.MaxFileBytes = 1 << 10
+	})
+	credential(t, ts, "bot", "line-channel", map[string]string{"channelSecret": lineSecret, "channelAccessToken": lineToken})
+	apply(t, ts, `
+name: limits
+channels:
+  push:
+    actions:
+      - name: send
+        line: {operation: push, credentials: bot, to: "${payload.to}", messages: [{type: text, text: hi}]}
+  content:
+    actions:
+      - name: save
+        retries: 0
+        line: {operation: content, credentials: bot, messageId: "${payload.id}", path: /line/big.jpg}
+`)
+	fake.FailTimes(1, 429, `{"message":"Too Many Requests"}`, "Retry-After", "1")
+	start := time.Now()
+	d := testRun(t, ts, "limits", "push", map[string]any{"to": lineUser})
+	if d.Status != flow.RunSucceeded || time.Since(start) < time.Second {
+		t.Errorf("429 then 200: run %s %q after %s", d.Status, d.Error, time.Since(start))
+	}
+	pushes := fake.Got("/v2/bot/message/push")
+	if len(pushes) != 2 || pushes[0].Header.Get("X-Line-Retry-Key") == "" || pushes[0].Header.Get("X-Line-Retry-Key") != pushes[1].Header.Get("X-Line-Retry-Key") {
+		t.Errorf("pushes %+v; want two with the same retry key", pushes)
+	}
+	if s := steps(d, "send"); len(s) != 2 || s[0].Status != flow.StepRetrying || !strings.Contains(s[0].Error, "429") {
+		t.Errorf("steps %+v", s)
+	}
+
+	fake.FailTimes(1, 409, `{"message":"The retry key is already accepted"}`, "X-Line-Accepted-Request-Id", "8b0f3a4e-1a2b-4c5d-8e9f-0a1b2c3d4e5f")
+	if d := testRun(t, ts, "limits", "push", map[string]any{"to": lineUser}); d.Status != flow.RunSucceeded {
+		t.Errorf("409 accepted: run %s %q", d.Status, d.Error)
+	}
+
+	fake.Serve("7001", bytes.Repeat([]byte{0xff}, 4<<10))
+	d = testRun(t, ts, "limits", "content", map[string]any{"id": "7001"})
+	if d.Status != flow.RunFailed || !strings.Contains(d.Error, "exceeds 1024 bytes") {
+		t.Errorf("oversized content: run %s %q", d.Status, d.Error)
+	}
+	if res := ts.Root.Do("GET", "/v1/files/private/line/big.jpg?metadata", nil); res.Status != 404 {
+		t.Errorf("oversized content stored: %d %s", res.Status, res.Body)
+	}
+}
+
 func TestLineValidation(t *testing.T) {
 	cases := []struct{ name, actions, want string }{
 		{"ok", `[{name: a, line: {operation: push, credentials: c, to: U1, messages: [{type: text, text: hi}]}}]`, ""},

@@ -35,6 +35,8 @@ type LineFake struct {
 	reqs     []LineRequest
 	status   int    // answer sends with this status when set
 	answer   string // … and this body
+	times    int    // … this many times (0: until changed)
+	header   http.Header
 }
 
 // NewLineFake starts a fake that accepts the channel access token token.
@@ -46,9 +48,17 @@ func NewLineFake(t testing.TB, token string) *LineFake {
 			return
 		}
 		f.mu.Lock()
-		status, answer := f.status, f.answer
+		status, answer, header := f.status, f.answer, f.header
+		if f.times > 0 {
+			if f.times--; f.times == 0 {
+				f.status = 0
+			}
+		}
 		f.mu.Unlock()
 		if status != 0 {
+			for k, v := range header {
+				w.Header()[k] = v
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
 			io.WriteString(w, answer)
@@ -114,9 +124,17 @@ func (f *LineFake) Profile(id, displayName string) {
 }
 
 // Fail makes reply and push answer status and body.
-func (f *LineFake) Fail(status int, body string) {
+func (f *LineFake) Fail(status int, body string) { f.FailTimes(0, status, body) }
+
+// FailTimes makes the next n replies and pushes (0: all) answer status
+// and body with headers (name, value pairs).
+func (f *LineFake) FailTimes(n, status int, body string, headers ...string) {
+	h := http.Header{}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.Set(headers[i], headers[i+1])
+	}
 	f.mu.Lock()
-	f.status, f.answer = status, body
+	f.status, f.answer, f.times, f.header = status, body, n, h
 	f.mu.Unlock()
 }
 

@@ -1,5 +1,7 @@
 // nagare's web console: login, then one page per concept. Pages live in
 // src/pages/; this file owns the shell (navigation, session, routing).
+// /p/<operatorId>/<name> is a public dashboard instead: no login, no
+// navigation, no session (src/dashboard/public.tsx).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { getSession, login, logout, onSessionChange, type Session } from './api';
@@ -15,6 +17,7 @@ import { FilesPage } from './pages/files';
 import { CamerasPage } from './pages/cameras';
 import { UsersPage } from './pages/users';
 import { CredentialsPage } from './pages/credentials';
+import { PublicDashboard } from './dashboard/public';
 import './styles.css';
 
 const sections: { id: string; label: string; page: (p: { path: string[]; query: URLSearchParams }) => any }[] = [
@@ -158,4 +161,4 @@ function App() {
   return session ? <Shell session={session} /> : <Login />;
 }
 
-render(<App />, document.getElementById('app')!);
+render(location.pathname.startsWith('/p/') ? <PublicDashboard /> : <App />, document.getElementById('app')!);

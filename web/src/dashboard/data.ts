@@ -2,7 +2,9 @@
 // entries of each resource + time range once for every panel showing them,
 // holds one live subscription per resource (WebSocket pushes, no polling)
 // and feeds each pushed entry to the panels; the series query of
-// timeseries (and aggregated stat) panels is fetched per panel.
+// timeseries (and aggregated stat) panels is fetched per panel. A public
+// page (public.tsx) has no hub: its panels read the entries the public
+// endpoint answered with (DashContextValue.fixed).
 import { createContext } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
@@ -16,8 +18,11 @@ export interface Entry {
   content: any;
 }
 
-/** ENTRY_LIMIT is how many entries (newest first) are read per resource and range. */
-export const ENTRY_LIMIT = 500;
+/**
+ * ENTRY_LIMIT is how many entries (newest first) are read per resource and
+ * range: the API's maximum, so a ranking sees up to 1,000 results.
+ */
+export const ENTRY_LIMIT = 1000;
 
 export interface EntriesState {
   entries: Entry[]; // newest first
@@ -218,22 +223,32 @@ export class DataHub {
   }
 }
 
+/** FixedPanel is a public page panel's data: its entries and signed Files URLs. */
+export interface FixedPanel {
+  entries: Entry[]; // newest first, already filtered by the server
+  files: Record<string, string>; // Files path → signed URL
+}
+
 /** DashContext is what every panel of a dashboard view reads. */
 export interface DashContextValue {
-  hub: DataHub;
+  hub: DataHub | null; // null on a public page
   now: number; // the view's clock: relative ranges are resolved against it
   gen: number; // bumped by each refresh
   range: TimeRange; // the dashboard's range (a panel's own time wins)
+  params: Record<string, string>; // the page's URL parameters (panels' where)
+  // A public page's data by panel index, instead of the hub.
+  fixed?: { panels: FixedPanel[]; loading: boolean; error: unknown };
 }
 
 export const DashContext = createContext<DashContextValue>(null as unknown as DashContextValue);
 
 const loading: EntriesState = { entries: [], loading: true, error: null };
 
-/** useEntries is the shared entries of a resource + range, kept up to date by pushes. */
-export function useEntries(hub: DataHub, res: Resource, range: TimeRange): EntriesState {
+/** useEntries is the shared entries of a resource + range, kept up to date by pushes (no hub: none). */
+export function useEntries(hub: DataHub | null, res: Resource, range: TimeRange): EntriesState {
   const [st, setSt] = useState<EntriesState>(loading);
   useEffect(() => {
+    if (!hub) return;
     const [set, release] = hub.entries(res, range);
     setSt(set.state);
     const off = set.onChange(() => setSt(set.state));
@@ -272,11 +287,11 @@ export interface SeriesState {
  * not yet, e.g. before the panel is measured), again on each refresh and,
  * once per burst, after pushes of the resource.
  */
-export function useSeries(hub: DataHub, res: Resource, keys: string[], range: TimeRange, buckets: number, gen: number): SeriesState {
+export function useSeries(hub: DataHub | null, res: Resource, keys: string[], range: TimeRange, buckets: number, gen: number): SeriesState {
   const [st, setSt] = useState<SeriesState>({ loading: true, error: null });
   const keyList = keys.join(',');
   useEffect(() => {
-    if (buckets <= 0) return;
+    if (buckets <= 0 || !hub) return;
     let ac: AbortController | null = null;
     let timer: number | undefined;
     const load = () => {

@@ -19,7 +19,7 @@ time: {from: now-1h, to: now}   # now, now-<n>(s|m|h|d), RFC 3339 or UNIX ms
 refresh: 1m
 panels:
   - title: Temperature
-    kind: timeseries               # logs | stat | timeseries | image | table
+    kind: timeseries               # logs | stat | timeseries | image | table | ranking | gallery | bars
     resource: {type: Device, id: my-device}
     keys: [temperature]
     grid: {x: 0, y: 0, w: 12, h: 8}  # 24 columns, rows of 40 px

@@ -20,7 +20,7 @@ export interface Threshold {
 
 export interface Panel {
   title: string;
-  kind: 'logs' | 'stat' | 'timeseries' | 'image' | 'table';
+  kind: 'logs' | 'stat' | 'timeseries' | 'image' | 'table' | 'ranking' | 'gallery' | 'bars';
   resource: Resource;
   time?: TimeRange;
   keys?: string[];
@@ -32,6 +32,16 @@ export interface Panel {
   field?: string;
   mapping?: { value: string; image: string }[];
   columns?: string[];
+  // ranking and gallery: the key to group by (ranking), the label and
+  // Files image keys, desc (default) or asc, how many rows or cards.
+  group?: string;
+  label?: string;
+  image?: string;
+  order?: 'asc' | 'desc';
+  limit?: number;
+  // where keeps the entries whose content has these values: literal text
+  // or one ${param} of the dashboard's params (see whereOf).
+  where?: Record<string, string>;
   grid: { x: number; y: number; w: number; h: number };
 }
 
@@ -40,6 +50,10 @@ export interface Dashboard {
   title: string;
   time: TimeRange;
   refresh?: string;
+  // URL parameters the dashboard takes: name → required.
+  params?: Record<string, boolean>;
+  // Public dashboards are also served without login at /p/<operatorId>/<name>.
+  public?: boolean;
   panels: Panel[];
   version: number;
   createdTime: number;
@@ -160,3 +174,73 @@ export function thresholdColor(ts: Threshold[] | undefined, v: number): string |
 
 /** seriesColors are the line colours of a timeseries panel, in key order. */
 export const seriesColors = ['#1b6ef3', '#e08a00', '#1f9d55', '#d43c3c', '#8e44ad', '#00a3a3', '#c2185b', '#6d4c41'];
+
+/** isObj tells a JSON object (an entry's content as panels read it). */
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * lookup reads a key of an entry's content as the server does
+ * (internal/dashboard/public.go): the key as it is, else a dotted path
+ * (emotions.HAPPY). Undefined when the content has no such key.
+ */
+export function lookup(content: unknown, key: string): unknown {
+  if (!isObj(content)) return undefined;
+  if (key in content) return content[key];
+  const dot = key.indexOf('.');
+  if (dot < 0) return undefined;
+  return lookup(content[key.slice(0, dot)], key.slice(dot + 1));
+}
+
+/** whereText is a content value as a where value is compared with it. */
+export function whereText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+const PARAM_REF = /^\$\{([^}]*)\}$/;
+
+/**
+ * whereOf resolves a panel's where with the page's parameters: ${p}
+ * takes parameter p; a condition on a parameter left out is dropped.
+ */
+export function whereOf(panel: Panel, params: Record<string, string>): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [k, v] of Object.entries(panel.where || {})) {
+    const m = PARAM_REF.exec(v);
+    if (!m) out.push([k, v]);
+    else if (params[m[1]] !== undefined && params[m[1]] !== '') out.push([k, params[m[1]]]);
+  }
+  return out;
+}
+
+/** matchesWhere tells whether an entry's content meets every condition. */
+export function matchesWhere(content: unknown, conds: [string, string][]): boolean {
+  return conds.every(([k, v]) => {
+    const got = lookup(content, k);
+    return got !== undefined && whereText(got) === v;
+  });
+}
+
+/** pageParams reads a dashboard's declared params from a query, in the query's order (empty values left out). */
+export function pageParams(d: { params?: Record<string, boolean> }, q: URLSearchParams): Record<string, string> {
+  const out: Record<string, string> = {};
+  q.forEach((v, k) => {
+    if (v && d.params && k in d.params && !(k in out)) out[k] = v;
+  });
+  return out;
+}
+
+/** missingParams lists the required params a page was opened without. */
+export function missingParams(d: { params?: Record<string, boolean> }, params: Record<string, string>): string[] {
+  return Object.entries(d.params || {})
+    .filter(([p, required]) => required && !params[p])
+    .map(([p]) => p)
+    .sort();
+}
+
+/** needsText is the message of a page opened without its required params. */
+export function needsText(missing: string[]): string {
+  return `This page needs ${missing.map((p, i) => (i ? '&' : '?') + p + '=…').join('')}`;
+}

@@ -1,35 +1,23 @@
 // A dashboard as a page: the title bar (time range, auto refresh, refresh,
 // edit, kiosk) and the panels on the 24-column grid. The chosen range and
 // refresh are kept in the URL (#/dashboards/x?from=now-1h&refresh=30s), so
-// a link or a kiosk screen opens the same view.
+// a link or a kiosk screen opens the same view. A dashboard's params come
+// from the same query (#/dashboards/x?user=U1) and stay in it; a public
+// dashboard offers its public link (/p/<operatorId>/<name>).
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, getSession } from '../api';
 import { href } from '../router';
 import { ErrorBox, Loading, Page, useAsync } from '../ui';
 import { DashContext, DataHub, type LiveState } from './data';
-import { isRelative, parseDuration, parseTime, presets, rangeLabel, resolveRange, type Dashboard, type Panel, type TimeRange } from './model';
-import { ImagePanel, LogsPanel, PanelFrame, StatPanel, TablePanel, type PanelProps } from './panels';
-import { TimeseriesPanel } from './timeseries';
+import { PanelGrid } from './grid';
+import { isRelative, missingParams, needsText, pageParams, parseDuration, parseTime, presets, rangeLabel, resolveRange, type Dashboard, type TimeRange } from './model';
 
-function PanelView(p: PanelProps) {
-  switch (p.panel.kind) {
-    case 'logs':
-      return <LogsPanel {...p} />;
-    case 'stat':
-      return <StatPanel {...p} />;
-    case 'table':
-      return <TablePanel {...p} />;
-    case 'image':
-      return <ImagePanel {...p} />;
-    case 'timeseries':
-      return <TimeseriesPanel {...p} />;
-    default:
-      return (
-        <PanelFrame panel={p.panel} index={p.index}>
-          <div class="muted">Unknown panel kind {String(p.panel.kind)}</div>
-        </PanelFrame>
-      );
-  }
+/** publicLink is the address of a public dashboard's page, with the params given. */
+export function publicLink(d: Dashboard, params: Record<string, string>): string | null {
+  const op = getSession()?.operatorId;
+  if (!d.public || !op) return null;
+  const q = new URLSearchParams(params).toString();
+  return `${location.origin}/p/${encodeURIComponent(op)}/${encodeURIComponent(d.name)}${q ? '?' + q : ''}`;
 }
 
 export function DashboardView({ name, query }: { name: string; query: URLSearchParams }) {
@@ -55,6 +43,9 @@ function Board({ d, query }: { d: Dashboard; query: URLSearchParams }) {
   const [refresh, setRefresh] = useState<string>(() => query.get('refresh') ?? d.refresh ?? '');
   const [now, setNow] = useState(Date.now());
   const [gen, setGen] = useState(0);
+  const paramKey = new URLSearchParams(pageParams(d, query)).toString();
+  const params = useMemo(() => pageParams(d, query), [paramKey]);
+  const missing = missingParams(d, params);
   const hub = useMemo(() => new DataHub(), []);
   useEffect(() => () => hub.dispose(), [hub]);
 
@@ -86,8 +77,8 @@ function Board({ d, query }: { d: Dashboard; query: URLSearchParams }) {
     setNow(Date.now());
   };
 
-  const params = (extra: Record<string, string>) => {
-    const q = new URLSearchParams();
+  const link = (extra: Record<string, string>) => {
+    const q = new URLSearchParams(params);
     if (range.from !== d.time.from || range.to !== d.time.to) {
       q.set('from', range.from);
       q.set('to', range.to);
@@ -99,16 +90,15 @@ function Board({ d, query }: { d: Dashboard; query: URLSearchParams }) {
   };
   // replaceState, not a navigation: no history entry per click, no re-route.
   useEffect(() => {
-    const h = params(kiosk ? { kiosk: '1' } : {});
+    const h = link(kiosk ? { kiosk: '1' } : {});
     if (location.hash !== h) history.replaceState(history.state, '', h);
-  }, [range.from, range.to, refresh, kiosk]);
+  }, [range.from, range.to, refresh, kiosk, paramKey]);
 
   const [live, setLive] = useState(hub.liveState());
   useEffect(() => hub.onLiveState(() => setLive(hub.liveState())), [hub]);
 
-  const ctx = useMemo(() => ({ hub, now, gen, range }), [hub, now, gen, range]);
-  // Reading order for the one-column (narrow) layout.
-  const order = d.panels.map((p, i) => [p, i] as [Panel, number]).sort(([a], [b]) => a.grid.y - b.grid.y || a.grid.x - b.grid.x);
+  const ctx = useMemo(() => ({ hub, now, gen, range, params }), [hub, now, gen, range, params]);
+  const pub = !kiosk && publicLink(d, params);
   const refreshOpts = refreshChoices.includes(refresh) ? refreshChoices : [...refreshChoices, refresh];
   return (
     <DashContext.Provider value={ctx}>
@@ -140,15 +130,22 @@ function Board({ d, query }: { d: Dashboard; query: URLSearchParams }) {
               Edit
             </a>
           )}
-          <a class="button" href={params(kiosk ? {} : { kiosk: '1' })} title={kiosk ? 'Show the navigation again' : 'Full screen, without the navigation'}>
+          {pub && (
+            <a class="button" href={pub} target="_blank" rel="noopener" data-testid="public-link" title={'The page without login: ' + pub}>
+              Public link
+            </a>
+          )}
+          <a class="button" href={link(kiosk ? {} : { kiosk: '1' })} title={kiosk ? 'Show the navigation again' : 'Full screen, without the navigation'}>
             {kiosk ? 'Exit kiosk' : 'Kiosk'}
           </a>
         </header>
-        <div class="dash-grid">
-          {order.map(([p, i]) => (
-            <PanelView key={i} panel={p} index={i} />
-          ))}
-        </div>
+        {missing.length ? (
+          <div class="dash-needs" role="alert" data-testid="needs-params">
+            {needsText(missing)}
+          </div>
+        ) : (
+          <PanelGrid panels={d.panels} />
+        )}
       </section>
     </DashContext.Provider>
   );

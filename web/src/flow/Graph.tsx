@@ -4,8 +4,8 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { href } from '../router';
 import { JSONView } from '../ui';
-import { layoutApp, outputLabel, sourceText, type GNode } from './layout';
-import type { AppView } from './model';
+import { layoutApp, optionsLabel, sourceText, type GNode } from './layout';
+import type { AppView, OutputView } from './model';
 
 /** Marks colours nodes by what a run did there (node id → step status). */
 export type Marks = Record<string, string>;
@@ -37,13 +37,16 @@ export function FlowGraph({ app, marks, selected, onSelect }: { app: AppView; ma
           <marker id="flow-arrow-loop" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
             <path d="M0,0 L10,5 L0,10 z" class="arrow loop" />
           </marker>
+          <marker id="flow-arrow-error" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+            <path d="M0,0 L10,5 L0,10 z" class="arrow error" />
+          </marker>
         </defs>
         {L.edges.map((e) => (
           <g key={e.id} class={'gedge ' + e.kind} data-testid={e.id} data-edge-kind={e.kind}>
             <path d={e.path} />
             {e.label && (
               <text x={e.lx} y={e.ly} text-anchor="middle">
-                {e.kind === 'loop'
+                {e.arc
                   ? e.label
                   : // Stacked, one option per line, so a label fits the gap between columns.
                     e.label.split(' · ').map((part, i, all) => (
@@ -118,7 +121,8 @@ export function GraphTab({ app }: { app: AppView }) {
       <div class="flow-graph-main">
         <FlowGraph app={app} selected={sel?.id} onSelect={setSel} />
         <p class="muted small">
-          Click a source, channel or action to see its configuration. Dashed orange arcs (↺) are loops: outputs back to the same or an earlier channel.
+          Click a source, channel or action to see its configuration. Dashed orange arcs (↺) are loops: outputs back to the same or an earlier channel. Dashed red
+          edges lead to an action's onError channel.
         </p>
       </div>
       {sel && <NodePanel app={app} node={sel} onClose={() => setSel(null)} onSelect={setSel} />}
@@ -139,6 +143,26 @@ function Value({ v }: { v: unknown }) {
   if (v === null || v === undefined) return <span class="muted">—</span>;
   if (typeof v === 'object') return <JSONView value={v} />;
   return <code>{String(v)}</code>;
+}
+
+/** Route shows where an output (or onError) sends: its channel, options and transform. */
+function Route({ to, pick, none }: { to?: OutputView; pick: (id: string) => void; none: string }) {
+  if (!to) return <p class="muted">{none}</p>;
+  return (
+    <>
+      <Field name="channel">
+        <button class="link" onClick={() => pick('channel-' + to.channel)}>
+          {to.channel}
+        </button>
+      </Field>
+      {optionsLabel(to) && <Field name="options">{optionsLabel(to)}</Field>}
+      {to.transform !== undefined && (
+        <Field name="transform">
+          <Value v={to.transform} />
+        </Field>
+      )}
+    </>
+  );
 }
 
 function NodePanel({ app, node, onClose, onSelect }: { app: AppView; node: GNode; onClose: () => void; onSelect: (n: GNode) => void }) {
@@ -176,22 +200,12 @@ function NodePanel({ app, node, onClose, onSelect }: { app: AppView; node: GNode
             </Field>
           ))}
         <h3>Output</h3>
-        {a.output ? (
+        <Route to={a.output} pick={pick} none="None: the result is recorded in the run, not sent on." />
+        {a.onError && (
           <>
-            <Field name="channel">
-              <button class="link" onClick={() => pick('channel-' + a.output!.channel)}>
-                {a.output.channel}
-              </button>
-            </Field>
-            {outputLabel(a) && <Field name="options">{outputLabel(a)}</Field>}
-            {a.output.transform !== undefined && (
-              <Field name="transform">
-                <Value v={a.output.transform} />
-              </Field>
-            )}
+            <h3>On error</h3>
+            <Route to={a.onError} pick={pick} none="" />
           </>
-        ) : (
-          <p class="muted">None: the result is recorded in the run, not sent on.</p>
         )}
       </>
     );

@@ -3,11 +3,12 @@
 // graph library: apps are small (a handful of channels), so a longest-path
 // layering with barycentre placement is enough. Outputs that go back to
 // the same or an earlier layer are loops and drawn as arcs around the
-// graph instead of lines through it.
-import type { ActionView, AppView, SourceView } from './model';
+// graph instead of lines through it. An action's onError channel is drawn
+// like an output (an arc too when it goes back), as an "on error" edge.
+import type { ActionView, AppView, OutputView, SourceView } from './model';
 
 export type NodeKind = 'source' | 'channel' | 'action';
-export type EdgeKind = 'source' | 'action' | 'output' | 'loop';
+export type EdgeKind = 'source' | 'action' | 'output' | 'loop' | 'error';
 
 export interface GNode {
   id: string; // source-<channel>-<i|api>, channel-<name> or action-<name>
@@ -31,6 +32,7 @@ export interface GEdge {
   to: string;
   kind: EdgeKind;
   label?: string;
+  arc?: boolean; // drawn around the graph: a loop, or an onError edge going back
   path: string;
   lx: number;
   ly: number;
@@ -49,6 +51,7 @@ const GAP_X = 64;
 const GAP_Y = 18;
 const MARGIN = 20;
 const LANE = 24; // vertical distance between loop arcs on one side
+const ERR_OFFSET = 8; // an onError edge runs this far below its action's output
 
 /** sourceText is a source's main line and detail line. */
 export function sourceText(s: SourceView): [string, string | undefined] {
@@ -70,7 +73,11 @@ export function sourceText(s: SourceView): [string, string | undefined] {
 
 /** outputLabel names what an output does besides sending the result on. */
 export function outputLabel(a: ActionView): string {
-  const o = a.output;
+  return optionsLabel(a.output);
+}
+
+/** optionsLabel names an output's (or onError's) options: delay, forEach, transform. */
+export function optionsLabel(o: OutputView | undefined): string {
   if (!o) return '';
   const parts: string[] = [];
   if (o.delay) parts.push(`delay ${o.delay}`);
@@ -84,7 +91,7 @@ export function layoutApp(app: AppView): Layout {
   const targets = new Map<string, string[]>();
   const fedByOthers = new Set<string>();
   for (const c of chans) {
-    const t = c.actions.filter((a) => a.output).map((a) => a.output!.channel);
+    const t = c.actions.flatMap((a) => [a.output?.channel, a.onError?.channel]).filter((x): x is string => !!x);
     targets.set(c.name, t);
     t.forEach((x) => x !== c.name && fedByOthers.add(x));
   }
@@ -120,8 +127,8 @@ export function layoutApp(app: AppView): Layout {
     nodes.push(g);
     return g;
   };
-  const edge = (from: string, to: string, kind: EdgeKind, label?: string) =>
-    edges.push({ id: `edge-${from}-${to}`, from, to, kind, label, path: '', lx: 0, ly: 0 });
+  const edge = (from: string, to: string, kind: EdgeKind, label?: string, arc = kind === 'loop') =>
+    edges.push({ id: `edge-${from}-${to}${kind === 'error' ? '-onerror' : ''}`, from, to, kind, label, arc, path: '', lx: 0, ly: 0 });
 
   for (const c of chans) {
     const r = rank.get(c.name)!;
@@ -148,9 +155,15 @@ export function layoutApp(app: AppView): Layout {
   }
   for (const c of chans) {
     for (const a of c.actions) {
-      if (!a.output) continue;
-      const loop = rank.get(a.output.channel)! <= rank.get(c.name)!;
-      edge(`action-${a.name}`, `channel-${a.output.channel}`, loop ? 'loop' : 'output', outputLabel(a) || undefined);
+      if (a.output) {
+        const loop = rank.get(a.output.channel)! <= rank.get(c.name)!;
+        edge(`action-${a.name}`, `channel-${a.output.channel}`, loop ? 'loop' : 'output', outputLabel(a) || undefined);
+      }
+      if (a.onError && rank.has(a.onError.channel)) {
+        const back = rank.get(a.onError.channel)! <= rank.get(c.name)!;
+        const label = ['on error', optionsLabel(a.onError)].filter(Boolean).join(' · ');
+        edge(`action-${a.name}`, `channel-${a.onError.channel}`, 'error', label, back);
+      }
     }
   }
 
@@ -159,7 +172,7 @@ export function layoutApp(app: AppView): Layout {
   routeEdges(nodes, edges, byId);
 
   const width = Math.max(...nodes.map((n) => n.x + n.w)) + MARGIN;
-  const height = Math.max(...nodes.map((n) => n.y + n.h), ...edges.filter((e) => e.kind === 'loop').map((e) => e.ly + 10)) + MARGIN;
+  const height = Math.max(...nodes.map((n) => n.y + n.h), ...edges.filter((e) => e.arc).map((e) => e.ly + 10)) + MARGIN;
   return { nodes, edges, width, height };
 }
 
@@ -168,7 +181,7 @@ export function layoutApp(app: AppView): Layout {
 // parent.
 function placeVertically(nodes: GNode[], edges: GEdge[], byId: Map<string, GNode>) {
   const preds = new Map<string, string[]>();
-  for (const e of edges) if (e.kind !== 'loop') preds.set(e.to, [...(preds.get(e.to) || []), e.from]);
+  for (const e of edges) if (!e.arc) preds.set(e.to, [...(preds.get(e.to) || []), e.from]);
   const placed = new Set<string>();
   const maxCol = Math.max(0, ...nodes.map((n) => n.col));
   for (let col = 0; col <= maxCol; col++) {
@@ -208,7 +221,7 @@ function routeEdges(nodes: GNode[], edges: GEdge[], byId: Map<string, GNode>) {
   const top = Math.min(...nodes.map((n) => n.y));
   const bottom = Math.max(...nodes.map((n) => n.y + n.h));
   const middle = (top + bottom) / 2;
-  const loops = edges.filter((e) => e.kind === 'loop');
+  const loops = edges.filter((e) => e.arc);
   const side = new Map<GEdge, 'above' | 'below'>();
   // An arc leaves its action and enters its channel vertically: it crosses
   // every node above (or below) them in their columns. Take the side with
@@ -232,7 +245,7 @@ function routeEdges(nodes: GNode[], edges: GEdge[], byId: Map<string, GNode>) {
   for (const e of edges) {
     const a = byId.get(e.from)!;
     const b = byId.get(e.to)!;
-    if (e.kind === 'loop') {
+    if (e.arc) {
       const s = side.get(e)!;
       const lane = ++lanes[s];
       const ax = a.x + a.w / 2;
@@ -246,18 +259,32 @@ function routeEdges(nodes: GNode[], edges: GEdge[], byId: Map<string, GNode>) {
       e.path = `M ${ax} ${ay} C ${ax} ${ctl}, ${cx} ${ctl}, ${cx} ${cy}`;
       e.lx = (ax + cx) / 2;
       e.ly = s === 'above' ? apex - 5 : apex + 14;
-      e.label = ['↺ loop', e.label].filter(Boolean).join(' · ');
+      if (e.kind === 'loop') e.label = ['↺ loop', e.label].filter(Boolean).join(' · ');
       continue;
     }
     const x1 = a.x + a.w;
-    const y1 = a.y + a.h / 2;
+    let y1 = a.y + a.h / 2;
     const x2 = b.x;
-    const y2 = b.y + b.h / 2;
+    let y2 = b.y + b.h / 2;
+    // An onError edge leaves below the output's, and arrives below it
+    // when both go to the same channel, so the two stay apart.
+    if (e.kind === 'error') {
+      y1 += ERR_OFFSET;
+      if (edges.some((o) => o !== e && o.from === e.from && o.to === e.to)) y2 += ERR_OFFSET;
+    }
     const dx = Math.max(30, (x2 - x1) / 2);
     e.path = `M ${x1} ${y1} C ${x1 + dx} ${y1}, ${x2 - dx} ${y2}, ${x2} ${y2}`;
     // The label sits in the gap before the target, where the curve runs
     // nearly level, so an edge spanning columns does not label a node.
+    // onError labels go below their line, in the gap after the action
+    // (several actions' errors often meet at one channel).
     const span = b.col - a.col > 1;
+    if (e.kind === 'error') {
+      const below = 14 + ((e.label || '').split(' · ').length - 1) * 12;
+      e.lx = span ? x1 + GAP_X / 2 : (x1 + x2) / 2;
+      e.ly = (span ? y1 : (y1 + y2) / 2) + below;
+      continue;
+    }
     e.lx = span ? x2 - GAP_X / 2 : (x1 + x2) / 2;
     e.ly = span ? y2 - 6 : (y1 + y2) / 2 - 6;
   }

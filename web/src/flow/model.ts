@@ -22,6 +22,9 @@ export interface ActionView {
   timeout: string;
   retries: number;
   output?: OutputView;
+  // Where a failed action's error goes (after its retries), instead of
+  // failing the run.
+  onError?: OutputView;
 }
 
 export interface ChannelView {

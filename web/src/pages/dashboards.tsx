@@ -54,6 +54,12 @@ function DashboardList() {
                       <a href={href('dashboards', d.name)} onClick={(e) => e.stopPropagation()}>
                         {d.title}
                       </a>
+                      {d.public && ' '}
+                      {d.public && (
+                        <span class="badge" title="also served without login at /p/<operator ID>/<name>">
+                          public
+                        </span>
+                      )}
                     </td>
                     <td>
                       <code>{d.name}</code>
