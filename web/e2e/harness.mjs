@@ -29,11 +29,12 @@ export function freePort() {
 }
 
 /**
- * startNagare starts `bin/nagare serve` (NAGARE_BIN overrides) and waits
+ * startNagare starts `bin/nagare serve` (NAGARE_BIN overrides; command:
+ * 'demo' runs `nagare demo` instead) and waits
  * until /readyz answers. It returns {base, data, api, stop, log()}.
  * extraArgs are added to the command line; env to the environment.
  */
-export async function startNagare({ extraArgs = [], env = {}, data, port, db, mqttPort } = {}) {
+export async function startNagare({ extraArgs = [], env = {}, data, port, db, mqttPort, command = 'serve' } = {}) {
   const bin = process.env.NAGARE_BIN || path.join(repo, 'bin', 'nagare');
   if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run make build first`);
   const ownData = !data; // a directory the caller gave is the caller's to remove
@@ -44,7 +45,7 @@ export async function startNagare({ extraArgs = [], env = {}, data, port, db, mq
   // Never the default :1883: tests run side by side.
   mqttPort = mqttPort || (await freePort());
   const base = `http://127.0.0.1:${port}`;
-  const args = ['serve', `--listen=127.0.0.1:${port}`, `--data=${data}`, `--root-password=${rootPassword}`, `--log-level=info`, `--mqtt-listen=127.0.0.1:${mqttPort}`, ...extraArgs];
+  const args = [command, `--listen=127.0.0.1:${port}`, `--data=${data}`, `--root-password=${rootPassword}`, `--log-level=info`, `--mqtt-listen=127.0.0.1:${mqttPort}`, ...extraArgs];
   if (!db && process.env.NAGARE_TEST_POSTGRES && !extraArgs.some((a) => a.startsWith('--db'))) {
     // One PostgreSQL database per server, so runs do not see each other.
     db = await freshPostgres(process.env.NAGARE_TEST_POSTGRES);

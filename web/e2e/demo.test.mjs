@@ -1,0 +1,61 @@
+// `nagare demo` end to end: one command brings every example system up;
+// within a (shortened) timer period each produces visible results in the
+// console, and every dashboard and board is screenshotted.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startNagare, launch, newPage, login, shot, waitFor } from './harness.mjs';
+
+const period = '6s';
+let n, browser, page;
+
+before(async () => {
+  n = await startNagare({ command: 'demo', extraArgs: [`--period=${period}`] });
+  browser = await launch();
+  page = await newPage(browser);
+  await login(page, n.base);
+});
+after(async () => {
+  await browser?.close();
+  await n?.stop();
+});
+
+const rows = async (p, sel) => p.locator(sel).count();
+
+test('demo: the welcome text names the console, the login and every system', async () => {
+  await waitFor(() => n.log().includes('Stop with Ctrl-C'), 60_000, 'the welcome text');
+  const out = n.log();
+  for (const s of ['Console:', 'Log in:', 'demo-outbox', 'happiness-board', '#/boards']) assert.ok(out.includes(s), `welcome text lacks ${s}:\n${out}`);
+});
+
+test('demo: happiness bot — LINE guests, live ranking board, public result page', async () => {
+  await page.goto(`${n.base}/#/dashboards/happiness-board?kiosk=1`);
+  await waitFor(async () => (await rows(page, '[data-rank]')) >= 2, 90_000, 'ranking rows');
+  await waitFor(async () => (await rows(page, '[data-time]')) >= 1, 30_000, 'gallery cards');
+  await shot(page, 'demo-happiness-board');
+  const [entry] = await n.api('GET', '/v1/data/App/happiness-bot?limit=1');
+  const user = JSON.parse(entry.content).userId;
+  const phone = await newPage(browser);
+  await phone.setViewportSize({ width: 375, height: 740 });
+  await phone.goto(`${n.base}/p/${n.session.operatorId}/happiness-result?user=${user}`);
+  await phone.getByText('pt').first().waitFor({ timeout: 20_000 });
+  await shot(phone, 'demo-happiness-result');
+  assert.deepEqual(phone.errors, []);
+  await phone.close();
+});
+
+test('demo: call button — presses, Slack mention in the outbox, the staff board moves', async () => {
+  await page.goto(`${n.base}/#/boards`);
+  await page.locator('[data-thing="tanaka"]').waitFor({ timeout: 30_000 });
+  await waitFor(async () => (await rows(page, '[data-thing="tanaka"][data-state="calling"], [data-thing="tanaka"][data-state="running"]')) > 0, 90_000, 'tanaka called');
+  await shot(page, 'demo-call-button-board');
+});
+
+test('demo: the outbox shows what Slack and LINE would have received', async () => {
+  await page.goto(`${n.base}/#/dashboards/demo-outbox`);
+  await waitFor(async () => {
+    const text = await page.locator('main').innerText();
+    return text.includes('slack') && text.includes('line') && text.includes('幸福度');
+  }, 90_000, 'Slack and LINE messages in the outbox');
+  await shot(page, 'demo-outbox');
+  assert.deepEqual(page.errors, []);
+});
