@@ -6,11 +6,17 @@ LDFLAGS := -X github.com/nagare-iot/nagare/internal/cli.Version=$(VERSION)
 
 WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
-.PHONY: run build web test test-sqlite test-postgres test-e2e bench lint clean
+.PHONY: run demo build web test test-sqlite test-postgres test-e2e bench lint clean
 
 ## run: build and start nagare with embedded defaults (data in ./data)
 run: build
 	./$(BIN) serve
+
+## demo: build and start nagare with every example system running (simulated
+## camera, buttons and LINE guests; Slack and LINE answered by an outbox)
+demo: build
+	@command -v ffmpeg >/dev/null || { echo "make demo: the simulated camera needs ffmpeg: sudo apt-get install ffmpeg"; exit 1; }
+	./$(BIN) demo
 
 ## build: build the web console (web/dist, embedded) and compile bin/nagare
 build: web
