@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/nagare-iot/nagare/internal/api"
@@ -73,4 +75,58 @@ func ConfigDoc() string {
 	b.WriteString("positions) and exits.\n\n")
 	b.WriteString(config.Help())
 	return b.String()
+}
+
+// Concept pages (docs/line.md, docs/vision.md, …) embed generated parts
+// between markers, rewritten by `go test ./internal/cli -update`:
+//
+//	<!-- generated: action line -->   the line action's summary and fields
+//	<!-- generated: source slack -->  a source kind
+//	<!-- generated: api SoraCam: -->  the API operations whose names start so
+//	…
+//	<!-- end generated -->
+var generatedBlockRE = regexp.MustCompile(`(?s)(<!-- generated: ([a-z]+) ([^ ]+) -->\n).*?(<!-- end generated -->)`)
+
+// ConceptBlocks rewrites the generated blocks of a concept page.
+func ConceptBlocks(src string) (string, error) {
+	var errs []string
+	out := generatedBlockRE.ReplaceAllStringFunc(src, func(block string) string {
+		m := generatedBlockRE.FindStringSubmatch(block)
+		body, err := conceptBlock(m[2], m[3])
+		if err != nil {
+			errs = append(errs, err.Error())
+			return block
+		}
+		return m[1] + "\n" + strings.TrimRight(body, "\n") + "\n\n" + m[4]
+	})
+	if len(errs) > 0 {
+		return src, errors.New(strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+func conceptBlock(what, arg string) (string, error) {
+	switch what {
+	case "source", "action":
+		doc, ok := flow.KindDoc(what, arg)
+		if !ok {
+			return "", fmt.Errorf("no %s kind %q", what, arg)
+		}
+		return doc, nil
+	case "api":
+		var b strings.Builder
+		b.WriteString("| operation | method and path | what it does |\n|---|---|---|\n")
+		n := 0
+		for _, op := range server.Operations() {
+			if strings.HasPrefix(op.Name, arg) {
+				fmt.Fprintf(&b, "| `%s` | `%s %s` | %s |\n", op.Name, op.Method, op.Path, strings.ReplaceAll(op.Summary, "|", "\\|"))
+				n++
+			}
+		}
+		if n == 0 {
+			return "", fmt.Errorf("no API operation starts with %q", arg)
+		}
+		return b.String(), nil
+	}
+	return "", fmt.Errorf("unknown generated block %q (source, action or api)", what)
 }

@@ -136,21 +136,43 @@ func Doc() string {
 	section := func(title string, specs []*Spec) {
 		fmt.Fprintf(&b, "\n## %s\n", title)
 		for _, s := range specs {
-			fmt.Fprintf(&b, "\n### `%s`\n\n%s\n\n", s.Kind, s.Summary)
-			for _, g := range s.OneOf {
-				fmt.Fprintf(&b, "Exactly one of: `%s`.\n\n", strings.Join(g, "`, `"))
-			}
-			if len(s.Fields) == 0 {
-				b.WriteString("No fields.\n")
-				continue
-			}
-			b.WriteString("| field | type | required | default | meaning |\n|---|---|---|---|---|\n")
-			writeFields(&b, "", s.Fields)
+			fmt.Fprintf(&b, "\n### `%s`\n\n", s.Kind)
+			writeSpec(&b, s)
 		}
 	}
 	section("Event sources", Sources())
 	section("Actions", Actions())
 	return b.String()
+}
+
+// KindDoc renders one source ("source") or action ("action") kind as
+// docs/flow-components.md does, without its heading, for the concept pages
+// of docs/ that embed it.
+func KindDoc(role, kind string) (string, bool) {
+	m := reg.actions
+	if role == "source" {
+		m = reg.sources
+	}
+	s := reg.get(m, kind)
+	if s == nil || (role != "source" && role != "action") {
+		return "", false
+	}
+	var b strings.Builder
+	writeSpec(&b, s)
+	return b.String(), true
+}
+
+func writeSpec(b *strings.Builder, s *Spec) {
+	fmt.Fprintf(b, "%s\n\n", s.Summary)
+	for _, g := range s.OneOf {
+		fmt.Fprintf(b, "Exactly one of: `%s`.\n\n", strings.Join(g, "`, `"))
+	}
+	if len(s.Fields) == 0 {
+		b.WriteString("No fields.\n")
+		return
+	}
+	b.WriteString("| field | type | required | default | meaning |\n|---|---|---|---|---|\n")
+	writeFields(b, "", s.Fields)
 }
 
 func writeFields(b *strings.Builder, prefix string, fields []Field) {
