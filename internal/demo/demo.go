@@ -53,8 +53,10 @@ const (
 	lineSecret   = "demo-line-channel-secret-0123456"
 	lineToken    = "demo-line-channel-access-token"
 	slackToken   = "demo-outgoing-webhook-token"
-	staffSlackID = "U0DEMOSTAFF"
-	cameraID     = "7CDDDEADBEEF"
+	staffSlackID   = "U0DEMOSTAFF"
+	cameraID       = "7CDDDEADBEEF"
+	simID          = "8942310022000012345"
+	simCamPassword = "password123"
 )
 
 // Prepare adjusts a loaded configuration for the demo: the outbox as
@@ -106,12 +108,18 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return fmt.Errorf("demo camera: %w", err)
 	}
 	defer cam.Close()
+	// Seed 002's device: the seed's path and Basic credentials.
+	simCam, err := camsim.Start(camsim.Config{Addr: "127.0.0.1:0", Path: "/live/stream", File: video, User: "user", Pass: simCamPassword, Methods: []string{"basic"}})
+	if err != nil {
+		return fmt.Errorf("demo camera: %w", err)
+	}
+	defer simCam.Close()
 
 	srv, err := server.New(ctx, cfg, server.Options{Stdout: io.Discard})
 	if err != nil {
 		return err
 	}
-	d := &demo{cfg: cfg, opts: opts, srv: srv, camURL: cam.URL(), base: loopbackBase(cfg)}
+	d := &demo{cfg: cfg, opts: opts, srv: srv, camURL: cam.URL(), simCamAddr: simCam.Addr(), base: loopbackBase(cfg)}
 	d.outbox = newOutbox(lineToken, logRecorder(func(ctx context.Context, b []byte) error {
 		_, err := srv.Data.Put(context.WithoutCancel(ctx), srv.OperatorID, harvest.ResourceApp, OutboxResource, "application/json", b, time.Now())
 		return err
@@ -143,7 +151,9 @@ type demo struct {
 	srv    *server.Server
 	outbox *outbox
 	camURL string
-	base   string
+	// simCamAddr is seed 002's camera (host:port).
+	simCamAddr string
+	base       string
 	api    *client.Client
 	sims   []func(context.Context)
 	links  []string // lines for the welcome text
@@ -226,7 +236,7 @@ func (d *demo) apply(ctx context.Context, file string, edits ...string) error {
 func (d *demo) period() string { return d.opts.Period.String() }
 
 func (d *demo) setup(ctx context.Context) error {
-	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupCallButton, d.setupHappiness} {
+	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupRTSPSnapshot, d.setupCallButton, d.setupHappiness} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -256,6 +266,37 @@ panels:
 `
 
 func (d *demo) console(hash string) string { return d.cfg.PublicBase() + "/" + hash }
+
+// --- seed 002: RTSP snapshot by remote command ------------------------------
+
+func (d *demo) setupRTSPSnapshot(ctx context.Context) error {
+	host, port, _ := strings.Cut(d.simCamAddr, ":")
+	if err := d.call(ctx, "POST", "/v1/sims", map[string]any{"simId": simID, "name": "rtsp-snapshot camera", "ipAddress": host}, nil); err != nil {
+		return err
+	}
+	if err := d.call(ctx, "POST", "/v1/credentials/credential-id", map[string]any{"type": "psk",
+		"description": "RTSP password (examples/rtsp-snapshot)", "credentials": map[string]string{"key": simCamPassword}}, nil); err != nil {
+		return err
+	}
+	// The seed's third request, every period: snapshots pile up in Files.
+	req := fmt.Sprintf(`{"command":"snapshot","port":%s,"path":"/live/stream",`+
+		`"authentication":{"type":"basic","username":"user","passwordCredentialsId":"credential-id"},`+
+		`"options":{"destinations":{"harvestFiles":{"filePath":"/camera/snapshots/{sim_id}_{time}.jpg"}}}}`, port)
+	d.sims = append(d.sims, func(ctx context.Context) {
+		every(ctx, time.Second, d.opts.Period, func() {
+			if _, _, err := d.api.Do(ctx, "POST", "/v1/sims/"+simID+"/downlink/rtsp", strings.NewReader(req), http.Header{"Content-Type": {"application/json"}}); err != nil {
+				slog.Warn("demo: RTSP snapshot", "err", err)
+			}
+		})
+	})
+	d.links = append(d.links,
+		"RTSP snapshot (seed 002): snapshots in Files: "+d.console("#/files/camera/snapshots"),
+		fmt.Sprintf("  or ask yourself (examples/rtsp-snapshot/README.md, with port %s):", port),
+		fmt.Sprintf(`  curl -X POST %s/v1/sims/%s/downlink/rtsp -H "X-Soracom-API-Key: …" -H "X-Soracom-Token: …" \
+       -H 'Content-Type: application/json' -d '{"command":"snapshot","port":%s,"path":"/live/stream",
+       "authentication":{"type":"basic","username":"user","password":"%s"}}' --output snapshot.jpg`, d.cfg.PublicBase(), simID, port, simCamPassword))
+	return nil
+}
 
 // --- seed 003: call button -------------------------------------------------
 

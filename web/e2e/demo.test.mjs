@@ -59,3 +59,13 @@ test('demo: the outbox shows what Slack and LINE would have received', async () 
   await shot(page, 'demo-outbox');
   assert.deepEqual(page.errors, []);
 });
+
+test('demo: RTSP snapshot — the remote command stores snapshots in Files', async () => {
+  // The Files page lists on load; wait for the first snapshot first.
+  await waitFor(async () => (await n.api('GET', '/v1/files/private/camera/snapshots/')).length > 0, 60_000, 'a snapshot file');
+  await page.goto(`${n.base}/#/files/camera/snapshots`);
+  await waitFor(async () => page.evaluate(() => [...document.images].some((i) => i.complete && i.naturalWidth > 0)), 60_000, 'a snapshot thumbnail');
+  await shot(page, 'demo-rtsp-snapshots');
+  const n8942 = await page.getByText(/8942310022000012345_\d+\.jpg/).count();
+  assert.ok(n8942 >= 1, 'snapshot files named like the seed');
+});
