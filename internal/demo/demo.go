@@ -50,9 +50,9 @@ type Options struct {
 
 // Demo credentials: they only ever reach the outbox.
 const (
-	lineSecret   = "demo-line-channel-secret-0123456"
-	lineToken    = "demo-line-channel-access-token"
-	slackToken   = "demo-outgoing-webhook-token"
+	lineSecret     = "demo-line-channel-secret-0123456"
+	lineToken      = "demo-line-channel-access-token"
+	slackToken     = "demo-outgoing-webhook-token"
 	staffSlackID   = "U0DEMOSTAFF"
 	cameraID       = "7CDDDEADBEEF"
 	simID          = "8942310022000012345"
@@ -154,9 +154,9 @@ type demo struct {
 	// simCamAddr is seed 002's camera (host:port).
 	simCamAddr string
 	base       string
-	api    *client.Client
-	sims   []func(context.Context)
-	links  []string // lines for the welcome text
+	api        *client.Client
+	sims       []func(context.Context)
+	links      []string // lines for the welcome text
 }
 
 func (d *demo) waitReady(ctx context.Context, served chan error) error {
@@ -236,7 +236,7 @@ func (d *demo) apply(ctx context.Context, file string, edits ...string) error {
 func (d *demo) period() string { return d.opts.Period.String() }
 
 func (d *demo) setup(ctx context.Context) error {
-	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupRTSPSnapshot, d.setupCallButton, d.setupHappiness} {
+	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupCrowding, d.setupRTSPSnapshot, d.setupCallButton, d.setupHappiness} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -266,6 +266,41 @@ panels:
 `
 
 func (d *demo) console(hash string) string { return d.cfg.PublicBase() + "/" + hash }
+
+// --- seed 000: crowding monitor ---------------------------------------------
+
+// bot creates a SAM user allowed exactly ops (on cameraID's path when
+// camera is set), as the examples' READMEs do.
+func (d *demo) bot(ctx context.Context, name string, ops []string, camera string) error {
+	users := "/v1/operators/" + d.srv.OperatorID + "/users/" + name
+	if err := d.call(ctx, "POST", users, map[string]any{}, nil); err != nil {
+		return err
+	}
+	st := map[string]any{"effect": "allow", "api": ops}
+	if camera != "" {
+		st["condition"] = "pathVariable('device_id') == '" + camera + "'"
+	}
+	perm, _ := json.Marshal(map[string]any{"statements": []any{st}})
+	return d.call(ctx, "PUT", users+"/permission", map[string]any{"permission": string(perm)}, nil)
+}
+
+func (d *demo) setupCrowding(ctx context.Context) error {
+	if err := d.call(ctx, "POST", "/v1/sora_cam/devices", map[string]any{"deviceId": cameraID, "name": "Office seats (simulated)",
+		"rtspUrl": d.camURL, "recording": true}, nil); err != nil {
+		return err
+	}
+	if err := d.bot(ctx, "crowding-bot", []string{"SoraCam:exportSoraCamDeviceRecordedImage", "SoraCam:getSoraCamDeviceExportedImage"}, cameraID); err != nil {
+		return err
+	}
+	if err := d.apply(ctx, "crowding/app.yaml", `timer: {cron: "0 */5 * * * *", timezone: Asia/Tokyo}`, "timer: {interval: "+d.period()+"}"); err != nil {
+		return err
+	}
+	if err := d.apply(ctx, "crowding/dashboard.yaml"); err != nil {
+		return err
+	}
+	d.links = append(d.links, "Crowding monitor (seed 000), dashboard: "+d.console("#/dashboards/crowding"))
+	return nil
+}
 
 // --- seed 002: RTSP snapshot by remote command ------------------------------
 
@@ -325,12 +360,7 @@ func (d *demo) setupCallButton(ctx context.Context) error {
 			return err
 		}
 	}
-	users := "/v1/operators/" + d.srv.OperatorID + "/users/call-button-bot"
-	if err := d.call(ctx, "POST", users, map[string]any{"description": "reads the call-button registry"}, nil); err != nil {
-		return err
-	}
-	perm, _ := json.Marshal(map[string]any{"statements": []any{map[string]any{"effect": "allow", "api": []string{"Shadow:getThingShadow"}}}})
-	if err := d.call(ctx, "PUT", users+"/permission", map[string]any{"permission": string(perm)}, nil); err != nil {
+	if err := d.bot(ctx, "call-button-bot", []string{"Shadow:getThingShadow"}, ""); err != nil {
 		return err
 	}
 	if err := d.call(ctx, "POST", "/v1/things/call-button-registry/shadow", map[string]any{"state": map[string]any{"reported": map[string]any{

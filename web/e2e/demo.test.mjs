@@ -69,3 +69,12 @@ test('demo: RTSP snapshot — the remote command stores snapshots in Files', asy
   const n8942 = await page.getByText(/8942310022000012345_\d+\.jpg/).count();
   assert.ok(n8942 >= 1, 'snapshot files named like the seed');
 });
+
+test('demo: crowding monitor — camera stills counted offline, the crowding dashboard', async () => {
+  await waitFor(async () => (await n.api('GET', '/v1/data/SoraCam/7CDDDEADBEEF?limit=5')).some((e) => JSON.parse(e.content).image_path), 120_000, 'a counted still');
+  await page.goto(`${n.base}/#/dashboards/crowding`);
+  await waitFor(async () => page.evaluate(() => [...document.images].some((i) => i.complete && i.naturalWidth > 0)), 30_000, 'the still on the dashboard');
+  await waitFor(async () => (await page.locator('.uplot canvas, canvas').count()) > 0, 30_000, 'the chart');
+  await shot(page, 'demo-crowding-dashboard');
+  assert.deepEqual(page.errors, []);
+});
