@@ -221,6 +221,8 @@ func TestRtspSnapshotSeed002(t *testing.T) {
 	}
 	ts.Root.Do("POST", "/v1/sims", map[string]any{"simId": "rtsp-loopback", "ipAddress": "127.0.0.1"})
 	ts.Root.Do("POST", "/v1/sims", map[string]any{"simId": "rtsp-no-address"})
+	ts.Root.Do("POST", "/v1/credentials/rtsp-api-token", map[string]any{"type": "api-token-credentials", "credentials": map[string]string{"token": "password123"}})
+
 	set := func(kv ...any) func(map[string]any) {
 		return func(b map[string]any) {
 			for i := 0; i+1 < len(kv); i += 2 {
@@ -247,6 +249,9 @@ func TestRtspSnapshotSeed002(t *testing.T) {
 		{"unknown credentials id", 1, env, func(b map[string]any) {
 			b["authentication"].(map[string]any)["passwordCredentialsId"] = "no-such-credential"
 		}, 400, "no-such-credential"},
+		{"credential not a psk", 1, env, func(b map[string]any) {
+			b["authentication"].(map[string]any)["passwordCredentialsId"] = "rtsp-api-token"
+		}, 400, "must be a psk credential"},
 		{"wrong password", 0, env, func(b map[string]any) {
 			b["authentication"].(map[string]any)["password"] = "not-the-password"
 		}, 403, "refused the credentials"},

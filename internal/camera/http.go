@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nagare-iot/nagare/internal/api"
 	"github.com/nagare-iot/nagare/internal/credentials"
+	"github.com/nagare-iot/nagare/internal/harvest"
 )
 
 // Register mounts the SoraCam-style API and the remote-command snapshot.
@@ -333,11 +335,11 @@ func (s *Service) downlinkRTSP(w http.ResponseWriter, r *http.Request) {
 				case err != nil:
 					api.WriteError(w, r, err)
 					return
+				case cr.Type != "psk":
+					// SORACOM takes the password from a pre-shared key.
+					problems = append(problems, fmt.Sprintf("authentication.passwordCredentialsId: credential %q is of type %s; the RTSP password must be a psk credential", a.PasswordCredentialsID, cr.Type))
 				default:
 					pw = cr.Values["key"]
-					if pw == "" {
-						pw = cr.Values["password"]
-					}
 				}
 			}
 			user = url.UserPassword(a.Username, pw)
@@ -350,6 +352,9 @@ func (s *Service) downlinkRTSP(w http.ResponseWriter, r *http.Request) {
 		filePath = o.Destinations.HarvestFiles.FilePath
 		if filePath == "" {
 			problems = append(problems, "options.destinations.harvestFiles.filePath is required")
+		} else if _, err := harvest.CleanPath(strings.NewReplacer("{sim_id}", "x", "{time}", "0").Replace(filePath), false); err != nil {
+			// Checked before the camera is contacted.
+			problems = append(problems, "options.destinations.harvestFiles.filePath: "+err.Error())
 		}
 	}
 	if len(problems) > 0 {
