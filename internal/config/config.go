@@ -61,11 +61,13 @@ type Config struct {
 	FFmpeg          string // ffmpeg binary for snapshots and exports
 	WebDir          string // serve the console from this directory (development)
 
-	VisionProvider         string
-	ModelsRegistry         string
-	OpenAIBaseURL          string
-	LineAPIURL             string // LINE Messaging API (reply, push)
-	LineDataURL            string // LINE content API (message images)
+	VisionProvider string
+	ModelsRegistry string
+	OpenAIBaseURL  string
+	LineAPIURL     string // LINE Messaging API (reply, push)
+	LineDataURL    string // LINE content API (message images)
+	BlobFileRoots  string // directories the blob action may write below (file://), separated by ':'
+
 	OpenAIModel            string
 	OpenAICredentials      string
 	RekognitionRegion      string
@@ -135,6 +137,7 @@ var fields = []field{
 	{key: "rekognition-region", env: "NAGARE_REKOGNITION_REGION", def: "ap-northeast-1", help: "AWS region of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionRegion }},
 	{key: "rekognition-endpoint", env: "NAGARE_REKOGNITION_ENDPOINT", def: "", help: "endpoint override of the rekognition provider (tests, VPC endpoints)", str: func(c *Config) *string { return &c.RekognitionEndpoint }},
 	{key: "rekognition-credentials", env: "NAGARE_REKOGNITION_CREDENTIALS", def: "", help: "credentials-store id (aws-credentials) of the rekognition provider", str: func(c *Config) *string { return &c.RekognitionCredentials }},
+	{key: "blob-file-roots", env: "NAGARE_BLOB_FILE_ROOTS", def: "", help: "absolute directories the blob action may write below with file:// URLs, separated by ':' (empty: file:// is refused)", str: func(c *Config) *string { return &c.BlobFileRoots }},
 	{key: "line-api-url", env: "NAGARE_LINE_API_URL", def: "https://api.line.me", help: "LINE Messaging API base URL of the line action (reply, push; a local fake in tests)", str: func(c *Config) *string { return &c.LineAPIURL }},
 	{key: "line-data-url", env: "NAGARE_LINE_DATA_URL", def: "https://api-data.line.me", help: "LINE content API base URL of the line action's content operation (message images)", str: func(c *Config) *string { return &c.LineDataURL }},
 	{key: "flow-ack-wait", env: "NAGARE_FLOW_ACK_WAIT", kind: kDuration, def: "30s", help: "how soon a flow step left unfinished by a stopped node is redelivered", dur: func(c *Config) *time.Duration { return &c.FlowAckWait }},

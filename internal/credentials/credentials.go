@@ -51,8 +51,13 @@ type Credential struct {
 	Values      map[string]string
 }
 
-// typeFields lists each supported type's required and optional fields.
-var typeFields = map[string]struct{ required, optional []string }{
+// typeFields lists each supported type's required and optional fields,
+// and for types whose fields go together in more than one way a check of
+// the given values (problems as messages; never a value in them).
+var typeFields = map[string]struct {
+	required, optional []string
+	check              func(values map[string]string) []string
+}{
 	"psk":                           {required: []string{"key"}},
 	"username-password-credentials": {required: []string{"username", "password"}},
 	"api-token-credentials":         {required: []string{"token"}},
@@ -68,6 +73,50 @@ var typeFields = map[string]struct{ required, optional []string }{
 	// LINE: a Messaging API channel's secret (verifies webhooks) and its
 	// long-lived channel access token (reply, push, content).
 	"line-channel": {required: []string{"channelSecret", "channelAccessToken"}},
+	// Azure Blob Storage / ADLS Gen2 (the flow blob action): the account
+	// name with one of its access keys or a SAS token, or a connection
+	// string (which carries the account and its endpoint, e.g. Azurite's).
+	"azure-storage": {optional: []string{"accountName", "accountKey", "sasToken", "connectionString"}, check: checkAzureStorage},
+}
+
+// checkAzureStorage accepts {accountName, accountKey}, {accountName,
+// sasToken} or {connectionString} (with AccountName and AccountKey or
+// SharedAccessSignature in it).
+func checkAzureStorage(v map[string]string) []string {
+	if cs := v["connectionString"]; cs != "" {
+		if v["accountName"] != "" || v["accountKey"] != "" || v["sasToken"] != "" {
+			return []string{"credentials: give either connectionString or accountName with accountKey (or sasToken), not both, for type azure-storage"}
+		}
+		parts := map[string]string{}
+		for _, p := range strings.Split(cs, ";") {
+			if k, val, ok := strings.Cut(strings.TrimSpace(p), "="); ok {
+				parts[strings.ToLower(k)] = val
+			}
+		}
+		var out []string
+		if parts["accountname"] == "" && parts["sharedaccesssignature"] == "" {
+			out = append(out, "credentials.connectionString has no AccountName (copy the whole connection string from the storage account's Access keys)")
+		}
+		if parts["accountkey"] == "" && parts["sharedaccesssignature"] == "" {
+			out = append(out, "credentials.connectionString has neither AccountKey nor SharedAccessSignature")
+		}
+		return out
+	}
+	var out []string
+	if v["accountName"] == "" {
+		out = append(out, "credentials.accountName is required for type azure-storage (or give connectionString)")
+	}
+	switch key, sas := v["accountKey"], v["sasToken"]; {
+	case key == "" && sas == "":
+		out = append(out, "credentials.accountKey (or sasToken) is required for type azure-storage (or give connectionString)")
+	case key != "" && sas != "":
+		out = append(out, "credentials: give accountKey or sasToken, not both, for type azure-storage")
+	case key != "":
+		if _, err := base64.StdEncoding.DecodeString(key); err != nil {
+			out = append(out, "credentials.accountKey is not base64 (copy key1 or key2 from the storage account's Access keys)")
+		}
+	}
+	return out
 }
 
 // Types lists the supported credential types.
@@ -155,6 +204,9 @@ func (in *Input) validate() (map[string]string, error) {
 				values[k] = s
 			}
 		}
+	}
+	if ok && fields.check != nil && in.Credentials != nil {
+		problems = append(problems, fields.check(values)...)
 	}
 	if len(problems) > 0 {
 		return nil, api.Invalid("invalid credentials: %s", strings.Join(problems, "; "))

@@ -642,6 +642,9 @@ func (h *hardener) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.MemberNode:
 		if n.Method {
+			// Methods of values (a date's Format, …) are neither metered
+			// nor documented; the Flux functions cover them (formatTime).
+			h.err = &file.Error{Location: n.Location(), Message: "method calls are not allowed (use functions such as formatTime(t, layout))"}
 			return
 		}
 		n.Optional = true

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -76,6 +78,7 @@ var fluxMetered = map[string]struct {
 	"base64":        {func(m *meter, a []any) (any, error) { return encodeBase64(m, "base64", a) }, []any{new(func(string) string)}},
 	"base64Decode":  {func(m *meter, a []any) (any, error) { return decodeBase64(m, "base64Decode", a) }, []any{new(func(string) string)}},
 	"sumBy":         {sumBy, []any{new(func(any, string, string) map[string]any)}},
+	"formatTime":    {formatTime, []any{new(func(any, string, ...string) string)}},
 }
 
 // meteredBuiltins replace expr-lang builtins that allocate. In phase 1 the
@@ -760,4 +763,181 @@ func number(v any) (float64, bool) {
 		return f, err == nil
 	}
 	return 0, false
+}
+
+// formatTime formats a moment with a strftime-style layout, in UTC or in
+// an IANA time zone: formatTime(ms, "%Y/%m/%d/cam_%Y%m%d_%H%M%S_%L.jpg",
+// "Asia/Tokyo"). The moment is UNIX ms (as now() gives), an ISO-8601 string
+// or a time (date(…)); an empty or null zone is UTC. Directives: %Y %y %m
+// %d %e %j %H %I %M %S %L (ms) %f (µs) %p %a %A %b %B %z (+0900) %:z
+// (+09:00) %Z (JST) %s (UNIX seconds) %F (%Y-%m-%d) %T (%H:%M:%S) %%.
+func formatTime(m *meter, a []any) (any, error) {
+	const fn = "formatTime"
+	if err := wantArgs(fn, a, 2, 3); err != nil {
+		return nil, err
+	}
+	var t time.Time
+	switch v := a[0].(type) {
+	case string:
+		ms, err := fnDatetime(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", fn, strings.TrimPrefix(err.Error(), "datetimeFromISOString: "))
+		}
+		t = time.UnixMilli(ms.(int64))
+	case time.Time:
+		t = v
+	default:
+		ms, err := msArg(fn, a[0])
+		if err != nil {
+			return nil, err
+		}
+		t = time.UnixMilli(ms)
+	}
+	layout, err := strArg(fn, a, 1)
+	if err != nil {
+		return nil, err
+	}
+	loc := time.UTC
+	if len(a) == 3 {
+		name, err := strArg(fn, a, 2)
+		if err != nil {
+			return nil, err
+		}
+		if loc, err = location(name); err != nil {
+			return nil, fmt.Errorf("%s: %w", fn, err)
+		}
+	}
+	// The output is at most a few times the layout: charge the layout
+	// first, the rest once it is known.
+	if err := m.charge(fn, len(layout)); err != nil {
+		return nil, err
+	}
+	w := newLimitBuf(m.remaining(MaxOutput))
+	if err := strftime(w, t.In(loc), layout); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, w.err)
+	}
+	if n := w.Len() - len(layout); n > 0 {
+		if err := m.charge(fn, n); err != nil {
+			return nil, err
+		}
+	}
+	return w.String(), nil
+}
+
+// locations caches loaded time zones by name (only names that loaded, so
+// the cache is bounded by the zone database).
+var locations sync.Map // string → *time.Location
+
+func location(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return time.UTC, nil
+	}
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	// Local would be the server's zone, which differs between nodes.
+	if len(name) > 64 || name == "Local" {
+		return nil, fmt.Errorf("%q is not an IANA time zone", truncate(name, 64))
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone (such as Asia/Tokyo or UTC)", name)
+	}
+	locations.Store(name, l)
+	return l, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func pad(w *limitBuf, v, width int) {
+	s := strconv.Itoa(v)
+	for i := len(s); i < width; i++ {
+		w.putByte('0')
+	}
+	w.WriteString(s)
+}
+
+// strftime writes t formatted with a strftime-style layout.
+func strftime(w *limitBuf, t time.Time, layout string) error {
+	for i := 0; i < len(layout) && w.err == nil; i++ {
+		c := layout[i]
+		if c != '%' {
+			w.putByte(c)
+			continue
+		}
+		i++
+		if i == len(layout) {
+			return errors.New("layout ends with a lone %")
+		}
+		switch layout[i] {
+		case 'Y':
+			pad(w, t.Year(), 4)
+		case 'y':
+			pad(w, t.Year()%100, 2)
+		case 'm':
+			pad(w, int(t.Month()), 2)
+		case 'd':
+			pad(w, t.Day(), 2)
+		case 'e':
+			if t.Day() < 10 {
+				w.putByte(' ')
+			}
+			pad(w, t.Day(), 1)
+		case 'j':
+			pad(w, t.YearDay(), 3)
+		case 'H':
+			pad(w, t.Hour(), 2)
+		case 'I':
+			pad(w, (t.Hour()+11)%12+1, 2)
+		case 'M':
+			pad(w, t.Minute(), 2)
+		case 'S':
+			pad(w, t.Second(), 2)
+		case 'L':
+			pad(w, t.Nanosecond()/1e6, 3)
+		case 'f':
+			pad(w, t.Nanosecond()/1e3, 6)
+		case 'p':
+			w.WriteString(t.Format("PM"))
+		case 'a':
+			w.WriteString(t.Format("Mon"))
+		case 'A':
+			w.WriteString(t.Format("Monday"))
+		case 'b':
+			w.WriteString(t.Format("Jan"))
+		case 'B':
+			w.WriteString(t.Format("January"))
+		case 'z':
+			w.WriteString(t.Format("-0700"))
+		case ':':
+			if i+1 < len(layout) && layout[i+1] == 'z' {
+				i++
+				w.WriteString(t.Format("-07:00"))
+				continue
+			}
+			return errors.New("unknown directive %: (did you mean %:z?)")
+		case 'Z':
+			w.WriteString(t.Format("MST"))
+		case 's':
+			w.WriteString(strconv.FormatInt(t.Unix(), 10))
+		case 'F':
+			w.WriteString(t.Format("2006-01-02"))
+		case 'T':
+			w.WriteString(t.Format("15:04:05"))
+		case '%':
+			w.putByte('%')
+		default:
+			r, _ := utf8.DecodeRuneInString(layout[i:])
+			return fmt.Errorf("unknown directive %%%c (see the list in docs/flows.md)", r)
+		}
+	}
+	return nil
 }

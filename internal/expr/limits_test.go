@@ -225,3 +225,12 @@ func TestLoopTimeLimit(t *testing.T) {
 		t.Errorf("took %v, want about %v", d, MaxEvalTime)
 	}
 }
+
+// Method calls on values would escape the cost limits: refused.
+func TestMethodCallsRefused(t *testing.T) {
+	for _, src := range []string{`date("2026-01-02").Format("2006")`, `map(1..200, date("2026-01-02").Format(payload.big))`, `duration("5m").Seconds()`} {
+		if _, err := CompileTemplate("${" + src + "}"); err == nil || !strings.Contains(err.Error(), "method calls are not allowed") {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}

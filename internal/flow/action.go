@@ -35,6 +35,9 @@ type Deps struct {
 	LineAPIURL, LineDataURL string
 	// MaxContentBytes caps content the line action downloads (0: 32 MiB).
 	MaxContentBytes int64
+	// BlobFileRoots are the directories the blob action may write below
+	// with file:// URLs (config blob-file-roots); none: file:// is refused.
+	BlobFileRoots []string
 }
 
 // Call is one execution of an action for one event.

@@ -174,6 +174,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		HTTP: flow.NewHTTPClient(), Vision: s.Vision,
 		Shadows:    s.Shadows,
 		LineAPIURL: cfg.LineAPIURL, LineDataURL: cfg.LineDataURL, MaxContentBytes: cfg.MaxFileBytes,
+		BlobFileRoots: filepath.SplitList(cfg.BlobFileRoots),
 	}, s.Inventory, s.Auth, flow.Options{
 		Node: node, AckWait: cfg.FlowAckWait, BackoffBase: cfg.FlowRetryBackoff,
 		RunRetention: cfg.FlowRunRetention, FailedRetention: cfg.FlowFailedRetention,
