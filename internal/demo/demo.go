@@ -68,10 +68,22 @@ func Prepare(cfg *config.Config) (password string) {
 	if cfg.RootPassword == "" {
 		cfg.RootPassword = "nagare-demo"
 	}
+	if cfg.BlobFileRoots == "" {
+		cfg.BlobFileRoots = lakeDir(cfg) // seed 001's data lake, as local files
+	}
 	if cfg.RootAuthKeyID == "" {
 		cfg.RootAuthKeyID, cfg.RootAuthKey = "keyId-demo-"+randomHex(4), "secret-"+randomHex(16)
 	}
 	return cfg.RootPassword
+}
+
+// lakeDir is where the demo's data lake lives.
+func lakeDir(cfg *config.Config) string {
+	dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "datalake"))
+	if err != nil {
+		return filepath.Join(cfg.DataDir, "datalake")
+	}
+	return dir
 }
 
 // loopbackBase is how the demo reaches its own server.
@@ -236,7 +248,7 @@ func (d *demo) apply(ctx context.Context, file string, edits ...string) error {
 func (d *demo) period() string { return d.opts.Period.String() }
 
 func (d *demo) setup(ctx context.Context) error {
-	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupCrowding, d.setupRTSPSnapshot, d.setupCallButton, d.setupHappiness} {
+	for _, step := range []func(context.Context) error{d.setupOutbox, d.setupCrowding, d.setupDatalake, d.setupRTSPSnapshot, d.setupCallButton, d.setupHappiness} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -299,6 +311,22 @@ func (d *demo) setupCrowding(ctx context.Context) error {
 		return err
 	}
 	d.links = append(d.links, "Crowding monitor (seed 000), dashboard: "+d.console("#/dashboards/crowding"))
+	return nil
+}
+
+// --- seed 001: camera archive to a data lake ---------------------------------
+
+func (d *demo) setupDatalake(ctx context.Context) error {
+	if err := d.bot(ctx, "datalake-bot", []string{"SoraCam:exportSoraCamDeviceRecordedImage", "SoraCam:getSoraCamDeviceExportedImage"}, cameraID); err != nil {
+		return err
+	}
+	lake := lakeDir(d.cfg)
+	if err := d.apply(ctx, "datalake-archive/app.yaml", `cron: "0 */5 * * * *"`, "interval: "+d.period(),
+		"url: azblob://soracam-images", "url: file://"+filepath.ToSlash(lake)+"/soracam-images",
+		"credentials: datalake-store", ""); err != nil {
+		return err
+	}
+	d.links = append(d.links, "Camera archive to a data lake (seed 001): "+lake+"/soracam-images/YYYY/MM/DD/…; runs: "+d.console("#/apps/datalake-archive"))
 	return nil
 }
 

@@ -3,6 +3,8 @@
 // console, and every dashboard and board is screenshotted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { startNagare, launch, newPage, login, shot, waitFor } from './harness.mjs';
 
 const period = '6s';
@@ -76,5 +78,17 @@ test('demo: crowding monitor — camera stills counted offline, the crowding das
   await waitFor(async () => page.evaluate(() => [...document.images].some((i) => i.complete && i.naturalWidth > 0)), 30_000, 'the still on the dashboard');
   await waitFor(async () => (await page.locator('.uplot canvas, canvas').count()) > 0, 30_000, 'the chart');
   await shot(page, 'demo-crowding-dashboard');
+  assert.deepEqual(page.errors, []);
+});
+
+test('demo: camera archive — stills land in the data lake, the runs succeed', async () => {
+  await waitFor(async () => (await n.api('GET', '/v1/flux/apps/datalake-archive/runs?status=succeeded')).length > 0, 120_000, 'an archived still');
+  const lake = path.join(n.data, 'datalake', 'soracam-images');
+  const files = fs.readdirSync(lake, { recursive: true }).filter((f) => /^\d{4}\/\d{2}\/\d{2}\/soracam_\d{8}_\d{6}_\d{3}\.jpg$/.test(f));
+  assert.ok(files.length >= 1, `archived files: ${fs.readdirSync(lake, { recursive: true })}`);
+  await page.goto(`${n.base}/#/apps/datalake-archive`);
+  await page.getByRole('tab', { name: 'Runs' }).or(page.getByRole('link', { name: 'Runs' })).or(page.getByRole('button', { name: 'Runs' })).first().click();
+  await page.locator('[data-testid="runs-table"] tbody tr[data-status="succeeded"]').first().waitFor({ timeout: 20_000 });
+  await shot(page, 'demo-datalake-runs');
   assert.deepEqual(page.errors, []);
 });
