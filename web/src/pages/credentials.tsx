@@ -60,6 +60,15 @@ const types: Record<string, { label: string; fields: FieldSpec[] }> = {
       { name: 'key', label: 'Key', kind: 'secret' },
     ],
   },
+  'azure-storage': {
+    label: 'Azure Storage account (Blob, Data Lake Gen2): name with key or SAS token, or a connection string',
+    fields: [
+      { name: 'accountName', label: 'Account name', kind: 'text', optional: true },
+      { name: 'accountKey', label: 'Account key', kind: 'secret', optional: true },
+      { name: 'sasToken', label: 'SAS token', kind: 'secret', optional: true },
+      { name: 'connectionString', label: 'Connection string', kind: 'secret', optional: true },
+    ],
+  },
   x509: {
     label: 'X.509 certificate and key',
     fields: [
