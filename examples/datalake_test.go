@@ -86,8 +86,18 @@ func datalakeApply(t *testing.T, ts *servertest.TS, src string) *servertest.Resp
 // least-privilege SAM user the app calls the SoraCam API as.
 func datalakeServer(t *testing.T, camURL string, mod ...func(*config.Config)) *servertest.TS {
 	t.Helper()
+	return datalakeServerWith(t, map[string]any{"deviceId": datalakeDevice, "rtspUrl": camURL}, nil, mod...)
+}
+
+// datalakeServerWith registers the camera as camera (a SoraCam device
+// body), after prepare.
+func datalakeServerWith(t *testing.T, camera map[string]any, prepare func(*servertest.TS), mod ...func(*config.Config)) *servertest.TS {
+	t.Helper()
 	ts := servertest.Start(t, mod...)
-	if res := ts.Root.Do("POST", "/v1/sora_cam/devices", map[string]any{"deviceId": datalakeDevice, "rtspUrl": camURL}); res.Status != 201 && res.Status != 200 {
+	if prepare != nil {
+		prepare(ts)
+	}
+	if res := ts.Root.Do("POST", "/v1/sora_cam/devices", camera); res.Status != 201 && res.Status != 200 {
 		t.Fatalf("camera: %d %s", res.Status, res.Body)
 	}
 	users := "/v1/operators/" + ts.OperatorID + "/users/datalake-bot"
