@@ -519,6 +519,9 @@ func (d *demo) photos() [][]byte {
 		return nil
 	}
 	names, _ := filepath.Glob(filepath.Join(d.opts.Photos, "*.jpg"))
+	if len(names) == 0 {
+		slog.Warn("demo: no photos for the LINE guests; they send camera stills (few faces)", "photos", d.opts.Photos)
+	}
 	// Group photos first: they make the liveliest board.
 	sort.SliceStable(names, func(i, j int) bool {
 		gi, gj := strings.Contains(filepath.Base(names[i]), "group"), strings.Contains(filepath.Base(names[j]), "group")

@@ -5,13 +5,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startNagare, launch, newPage, login, shot, waitFor } from './harness.mjs';
+import { startNagare, launch, newPage, login, shot, waitFor, shared } from './harness.mjs';
 
 const period = '6s';
 let n, browser, page;
 
 before(async () => {
-  n = await startNagare({ command: 'demo', extraArgs: [`--period=${period}`] });
+  // The guests' photos from ../shared (the tests run in web/, not the repository root).
+  n = await startNagare({ command: 'demo', extraArgs: [`--period=${period}`, `--photos=${path.join(shared, 'testdata/vision')}`] });
   browser = await launch();
   page = await newPage(browser);
   await login(page, n.base);
