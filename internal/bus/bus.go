@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,6 +58,15 @@ type Config struct {
 	// loopback port instead of failing (for a default address that was
 	// not asked for explicitly).
 	MQTTFallback bool
+	// ClusterListen (host:port) and Routes make the embedded server a node
+	// of a NATS cluster named ClusterName (Name must be unique in it).
+	// Routes authenticate with Token when it is set.
+	ClusterListen string
+	Routes        []string
+	ClusterName   string
+	// Replicas is the replication factor EnsureStream and EnsureKeyValue
+	// give streams and buckets that do not set their own (0: 1).
+	Replicas int
 }
 
 // Bus is an open connection to NATS with JetStream.
@@ -71,6 +81,7 @@ type Bus struct {
 	mqttAuth      atomic.Pointer[MQTTAuthFunc]
 	mqttAddr      string
 	wsAddr        string
+	replicas      int
 }
 
 // Open starts the embedded server or connects to the external one.
@@ -89,9 +100,13 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nats %s: %w", cfg.URL, err)
 		}
-		return newBus(nc, nil)
+		b, err := newBus(nc, nil)
+		if b != nil {
+			b.replicas = cfg.Replicas
+		}
+		return b, err
 	}
-	b := &Bus{internalToken: randomToken(), natsToken: cfg.Token, listens: cfg.Listen != ""}
+	b := &Bus{internalToken: randomToken(), natsToken: cfg.Token, listens: cfg.Listen != "", replicas: cfg.Replicas}
 	opts := &server.Options{
 		ServerName:   name,
 		JetStream:    true,
@@ -110,6 +125,31 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, fmt.Errorf("nats listen %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+	}
+	if cfg.ClusterListen != "" {
+		host, port, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("nats cluster %q: %w", cfg.ClusterListen, err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
+		if cfg.Listen == "" {
+			// Routing waits for the client listener: a random loopback
+			// port, closed to plain clients (listens stays false).
+			opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", server.RANDOM_PORT
+		}
+		if cfg.Token != "" {
+			opts.Cluster.Username, opts.Cluster.Password = "nagare", cfg.Token
+		}
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(strings.Replace(r, "nats://", "nats-route://", 1))
+			if err != nil {
+				return nil, fmt.Errorf("nats route %q: %w", r, err)
+			}
+			if cfg.Token != "" {
+				u.User = url.UserPassword("nagare", cfg.Token)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	if cfg.MQTTListen != "" {
 		host, port, err := mqttAddress(cfg.MQTTListen, cfg.MQTTFallback)
@@ -226,8 +266,61 @@ func (b *Bus) ClientURL() string {
 func (b *Bus) Ready() bool { return b.NC.IsConnected() }
 
 // EnsureStream creates or updates a stream.
+//
+// Without its own Replicas a stream gets the bus's. In a cluster that is
+// just starting, JetStream may not have a leader (or enough peers) yet:
+// creation is retried until ctx ends or a minute has passed.
 func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	return b.JS.CreateOrUpdateStream(ctx, cfg)
+	if cfg.Replicas == 0 {
+		cfg.Replicas = max(b.replicas, 1)
+	}
+	return retryJS(ctx, func(ctx context.Context) (jetstream.Stream, error) { return b.JS.CreateOrUpdateStream(ctx, cfg) })
+}
+
+// EnsureKeyValue creates or updates a KV bucket, with the bus's replicas
+// unless it sets its own (see EnsureStream).
+func (b *Bus) EnsureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = max(b.replicas, 1)
+	}
+	return retryJS(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return b.JS.CreateOrUpdateKeyValue(ctx, cfg) })
+}
+
+// Replicas is the replication factor streams and buckets get.
+func (b *Bus) Replicas() int { return max(b.replicas, 1) }
+
+// retryJS retries a JetStream administration call while the cluster has
+// no meta leader or too few peers for the replicas asked.
+func retryJS[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := f(actx)
+		cancel()
+		if err == nil || !transientJS(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func transientJS(err error) bool {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeJetStreamNotEnabled, 10008 /* no suitable peers / insufficient resources */, 10023 /* insufficient resources */, 10074 /* no suitable peers */ :
+			return true
+		}
+	}
+	s := err.Error()
+	return strings.Contains(s, "no suitable peers") || strings.Contains(s, "insufficient resources") || strings.Contains(s, "JetStream system temporarily unavailable")
 }
 
 // Close drains the connection (delivering what is in flight) and stops the

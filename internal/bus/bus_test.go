@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -97,5 +98,101 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: "nonsense"}); err == nil {
 		t.Fatal("bad listen address accepted")
+	}
+}
+
+// Three embedded servers form a cluster over routes (authenticated with the
+// token): streams and buckets get 3 replicas, and a node going away loses
+// nothing that was acknowledged.
+func TestEmbeddedCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	var routes []string
+	for _, a := range addrs {
+		routes = append(routes, "nats-route://"+a)
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	open := func(i int) (*Bus, error) {
+		return Open(ctx, Config{DataDir: dirs[i], Name: fmt.Sprintf("n%d", i+1), ClusterListen: addrs[i], Routes: routes,
+			ClusterName: "test", Token: "route-secret", Replicas: 3})
+	}
+	// Started together, as nodes are.
+	nodes := make([]*Bus, 3)
+	errs := make(chan error, 3)
+	for i := range nodes {
+		go func() {
+			var err error
+			nodes[i], err = open(i)
+			errs <- err
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, b := range nodes {
+			if b != nil {
+				b.Close()
+			}
+		}
+	}()
+	st, err := nodes[0].EnsureStream(ctx, jetstream.StreamConfig{Name: "C", Subjects: []string{"c.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CachedInfo().Config.Replicas != 3 {
+		t.Errorf("replicas %d", st.CachedInfo().Config.Replicas)
+	}
+	kv, err := nodes[1].EnsureKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "CKV"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range nodes {
+		if _, err := b.JS.Publish(ctx, "c.x", []byte{byte(i)}); err != nil {
+			t.Fatalf("publish on node %d: %v", i+1, err)
+		}
+	}
+	// Node 3 goes away; the other two still take and keep writes.
+	nodes[2].Close()
+	nodes[2] = nil
+	var pubErr error
+	for try := 0; try < 50; try++ {
+		if _, pubErr = nodes[0].JS.Publish(ctx, "c.x", []byte{9}); pubErr == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // a new stream leader may be elected
+	}
+	if pubErr != nil {
+		t.Fatalf("publish with a node down: %v", pubErr)
+	}
+	info, err := nodes[1].JS.Stream(ctx, "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 4 {
+		t.Errorf("%d messages; want 4", n)
+	}
+	if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+		t.Errorf("kv after a node left: %v %v", e, err)
+	}
+	// It comes back and catches up.
+	if nodes[2], err = open(2); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; ; try++ {
+		si, err := nodes[2].JS.Stream(ctx, "C")
+		if err == nil && si.CachedInfo().State.Msgs == 4 {
+			break
+		}
+		if try > 100 {
+			t.Fatalf("node 3 did not catch up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -34,6 +34,15 @@ type Config struct {
 	NATS       string
 	NATSListen string
 	NATSToken  string // token plain NATS clients present (embedded nats-listen port, external servers)
+	// NATSCluster, NATSRoutes and NATSClusterName make the embedded NATS
+	// server a node of a cluster of nagare nodes (scale-out without an
+	// external NATS).
+	NATSCluster     string
+	NATSRoutes      string
+	NATSClusterName string
+	// NATSReplicas is the replication factor of streams and KV buckets
+	// ("" picks: 3 in a cluster, else 1).
+	NATSReplicas string
 	MQTTListen string // MQTT TCP listener of the embedded NATS ("" or "off": none)
 	Files      string
 	PublicURL  string
@@ -109,6 +118,10 @@ var fields = []field{
 	{key: "nats", env: "NAGARE_NATS", def: "", help: "external NATS URLs (nats://a:4222,nats://b:4222); empty embeds a server", str: func(c *Config) *string { return &c.NATS }},
 	{key: "nats-listen", env: "NAGARE_NATS_LISTEN", def: "", help: "expose the embedded NATS client port on host:port (default: in-process only)", str: func(c *Config) *string { return &c.NATSListen }},
 	{key: "nats-token", env: "NAGARE_NATS_TOKEN", def: "", secret: true, help: "token plain NATS clients must present on the nats-listen port (nats://TOKEN@host:port); nagare also sends it to external nats servers. Empty: the nats-listen port takes clients without credentials, as before MQTT existed", str: func(c *Config) *string { return &c.NATSToken }},
+	{key: "nats-cluster", env: "NAGARE_NATS_CLUSTER", def: "", help: "embedded NATS: host:port this node accepts cluster routes on (with nats-routes; scale-out without an external NATS, docs/scaling.md)", str: func(c *Config) *string { return &c.NATSCluster }},
+	{key: "nats-routes", env: "NAGARE_NATS_ROUTES", def: "", help: "embedded NATS: the cluster's route URLs, nats-route://host:port,… (every node's nats-cluster address; its own is ignored)", str: func(c *Config) *string { return &c.NATSRoutes }},
+	{key: "nats-cluster-name", env: "NAGARE_NATS_CLUSTER_NAME", def: "nagare", help: "embedded NATS: the cluster's name (the same on every node)", str: func(c *Config) *string { return &c.NATSClusterName }},
+	{key: "nats-replicas", env: "NAGARE_NATS_REPLICAS", def: "", help: "replicas of nagare's JetStream streams and KV buckets, 1-5 (empty: 3 in a cluster — nats-routes or several nats URLs —, else 1)", str: func(c *Config) *string { return &c.NATSReplicas }},
 	{key: "mqtt-listen", env: "NAGARE_MQTT_LISTEN", def: ":1883", help: "MQTT 3.1.1 listener (host:port) of the embedded NATS for devices and users; MQTT over WebSocket is served at /mqtt on the HTTP listener. off disables both. With external nats, MQTT is configured on those servers (docs/mqtt.md)", str: func(c *Config) *string { return &c.MQTTListen }},
 	{key: "files", env: "NAGARE_FILES", def: "", help: "Harvest Files store: empty for DATA/files, file:///dir, s3://bucket?region=…, azblob://container", str: func(c *Config) *string { return &c.Files }},
 	{key: "public-url", env: "NAGARE_PUBLIC_URL", def: "", help: "externally reachable base URL used in signed links (default http://<listen>)", str: func(c *Config) *string { return &c.PublicURL }},
@@ -383,6 +396,39 @@ func (c *Config) validate() Errors {
 	if c.DataDir == "" {
 		add("data: must not be empty")
 	}
+	if (c.NATSCluster == "") != (c.NATSRoutes == "") {
+		add("nats-cluster: nats-cluster (this node's route address) and nats-routes (every node's) go together")
+	}
+	if c.NATSCluster != "" {
+		if _, _, err := net.SplitHostPort(c.NATSCluster); err != nil {
+			add("nats-cluster: %q is not host:port", c.NATSCluster)
+		}
+		if c.NATS != "" {
+			add("nats-cluster: only applies to the embedded server, but nats is set to an external URL")
+		}
+		if c.NodeName == "" {
+			add("node-name: every node of a cluster needs its own name (e.g. --node-name=n1)")
+		}
+	}
+	for _, r := range splitList(c.NATSRoutes) {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "nats-route" && u.Scheme != "nats") || u.Host == "" {
+			add("nats-routes: %q is not a nats-route://host:port URL", r)
+		}
+	}
+	if c.NATSReplicas != "" {
+		if n, err := strconv.Atoi(c.NATSReplicas); err != nil || n < 1 || n > 5 {
+			add("nats-replicas: %q must be 1 to 5", c.NATSReplicas)
+		}
+	}
+	if c.Clustered() {
+		// One node's local state cannot serve the others.
+		if c.DB == "" || strings.HasPrefix(c.DB, "sqlite://") {
+			add("db: SQLite keeps its data on one node; several nodes (nats-routes, or several nats URLs) need PostgreSQL: --db postgres://…")
+		}
+		if c.Files == "" || strings.HasPrefix(c.Files, "file://") || strings.HasPrefix(c.Files, "mem://") {
+			add("files: local files (the default DATA/files, file://) are one node's; several nodes need a shared store: --files s3://… or azblob://…")
+		}
+	}
 	switch {
 	case c.DB == "", strings.HasPrefix(c.DB, "sqlite://"):
 	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
@@ -520,6 +566,34 @@ func (c *Config) MQTTEnabled() bool {
 func (c *Config) IsSet(key string) bool {
 	_, ok := c.origin[key]
 	return ok
+}
+
+// Clustered reports whether this node is one of several: an embedded NATS
+// with cluster routes, or several external NATS servers.
+func (c *Config) Clustered() bool {
+	return c.NATSRoutes != "" || len(splitList(c.NATS)) > 1
+}
+
+// Replicas is the replication factor of streams and KV buckets.
+func (c *Config) Replicas() int {
+	if n, err := strconv.Atoi(c.NATSReplicas); err == nil && n > 0 {
+		return n
+	}
+	if c.Clustered() {
+		return 3
+	}
+	return 1
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // PublicBase returns the base URL for links nagare hands out.

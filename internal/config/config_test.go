@@ -81,6 +81,13 @@ func TestValidation(t *testing.T) {
 		{"short password", map[string]string{"root-password": "123"}, "at least 8"},
 		{"nats-listen with external", map[string]string{"nats": "nats://x:4222", "nats-listen": ":4222"}, "only applies to the embedded"},
 		{"bad size", map[string]string{"max-file-bytes": "-1"}, "is not a size"},
+		{"cluster without routes", map[string]string{"nats-cluster": ":6222", "node-name": "n1"}, "go together"},
+		{"cluster without a name", map[string]string{"nats-cluster": ":6222", "nats-routes": "nats-route://a:6222"}, "node-name: every node"},
+		{"cluster with external", map[string]string{"nats": "nats://x:4222", "nats-cluster": ":6222", "nats-routes": "nats-route://a:6222", "node-name": "n1"}, "only applies to the embedded"},
+		{"bad route", map[string]string{"nats-cluster": ":6222", "nats-routes": "http://a:6222", "node-name": "n1"}, "not a nats-route://"},
+		{"replicas", map[string]string{"nats-replicas": "7"}, "must be 1 to 5"},
+		{"cluster on SQLite", map[string]string{"nats-cluster": ":6222", "nats-routes": "nats-route://a:6222", "node-name": "n1", "files": "s3://b"}, "db: SQLite keeps its data on one node"},
+		{"cluster on local files", map[string]string{"nats": "nats://a:4222,nats://b:4222", "db": "postgres://u@h/db"}, "files: local files"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,6 +101,30 @@ func TestValidation(t *testing.T) {
 	_, err := Load("", map[string]string{"db": "mysql://u:hunter2@h/db", "files": "s3://b?secret=hunter2x"}, noEnv)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("secret leaked or no error: %v", err)
+	}
+}
+
+// A node of several needs shared state; replicas follow the topology.
+func TestClusterSettings(t *testing.T) {
+	for _, c := range []struct {
+		flags     map[string]string
+		clustered bool
+		replicas  int
+	}{
+		{map[string]string{}, false, 1},
+		{map[string]string{"nats": "nats://a:4222"}, false, 1},
+		{map[string]string{"nats": "nats://a:4222,nats://b:4222", "db": "postgres://u@h/db", "files": "s3://b"}, true, 3},
+		{map[string]string{"nats-cluster": ":6222", "nats-routes": "nats-route://a:6222,nats-route://b:6222", "node-name": "n1", "db": "postgres://u@h/db", "files": "azblob://c"}, true, 3},
+		{map[string]string{"nats-cluster": ":6222", "nats-routes": "nats-route://a:6222", "node-name": "n1", "db": "postgres://u@h/db", "files": "s3://b", "nats-replicas": "2"}, true, 2},
+	} {
+		cfg, err := Load("", c.flags, noEnv)
+		if err != nil {
+			t.Errorf("%v: %v", c.flags, err)
+			continue
+		}
+		if cfg.Clustered() != c.clustered || cfg.Replicas() != c.replicas {
+			t.Errorf("%v: clustered %v replicas %d", c.flags, cfg.Clustered(), cfg.Replicas())
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,13 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	}
 
 	syncEvery, _ := cfg.NATSSyncInterval() // checked by config validation
-	busCfg := bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery, Token: cfg.NATSToken}
+	busCfg := bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery, Token: cfg.NATSToken,
+		ClusterListen: cfg.NATSCluster, ClusterName: cfg.NATSClusterName, Replicas: cfg.Replicas()}
+	for _, r := range strings.Split(cfg.NATSRoutes, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			busCfg.Routes = append(busCfg.Routes, r)
+		}
+	}
 	if cfg.MQTTEnabled() {
 		// The default :1883 moves aside when taken; an address asked for must be had.
 		busCfg.MQTTListen, busCfg.MQTTFallback = cfg.MQTTListen, !cfg.IsSet("mqtt-listen")
@@ -158,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.closers = append(s.closers, s.MQTT.Close)
 	s.HarvestFiles = harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
 	s.Credentials = credentials.New(s.DB, keys)
-	s.Shadows, err = shadow.New(ctx, s.Bus.NC, s.Bus.JS, shadow.Options{OperatorID: s.OperatorID}, s.Registry)
+	s.Shadows, err = shadow.New(ctx, s.Bus.NC, s.Bus.JS, shadow.Options{OperatorID: s.OperatorID, Replicas: s.Bus.Replicas()}, s.Registry)
 	if err != nil {
 		return nil, err
 	}
