@@ -54,6 +54,7 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	rec    *Recorder
+	leaser Leaser // nil: this node runs every session
 }
 
 type liveSession struct {
@@ -302,6 +303,7 @@ func (s *Service) delete(ctx context.Context, op, id string) error {
 		return api.NotFound("no camera %q", id)
 	}
 	s.stopSession(op, id)
+	s.release(op, id)
 	return nil
 }
 
@@ -360,6 +362,10 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.exportLoop(ctx) }()
 	go func() { defer s.wg.Done(); s.rec.retentionLoop(ctx) }()
+	if s.leaser != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.ownLoop(ctx) }()
+	}
 	return nil
 }
 
@@ -378,6 +384,7 @@ func (s *Service) Close() {
 	for _, k := range keys {
 		op, id, _ := strings.Cut(k, "/")
 		s.stopSession(op, id)
+		s.release(op, id) // a graceful stop hands the camera on at once
 	}
 	s.wg.Wait()
 	s.cancel = nil
@@ -400,11 +407,23 @@ func (s *Service) syncSession(c *Camera) {
 			want = false
 		}
 	}
+	wanted := want
+	if want && !s.owns(c.OperatorID, c.DeviceID) {
+		want = false // another node runs it
+	}
 	s.mu.Lock()
 	cur := s.sessions[key]
 	s.mu.Unlock()
 	if cur != nil && (!want || cur.url != u || (cur.rec != nil) != c.Recording) {
+		if wanted && !want {
+			// Lost the lease (this node paused longer than the TTL):
+			// the new holder records.
+			slog.Warn("camera: lease lost; another node runs this camera now", "camera", c.DeviceID)
+		}
 		s.stopSession(c.OperatorID, c.DeviceID)
+		if !wanted {
+			s.release(c.OperatorID, c.DeviceID)
+		}
 		cur = nil
 	}
 	if !want || cur != nil {

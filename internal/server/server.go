@@ -199,6 +199,15 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 		Node:    node,
 	})
 	s.Cameras.SetSpoolDir(filepath.Join(cfg.DataDir, "recordings"))
+	if cfg.Clustered() {
+		// One recorder per camera across the nodes, taken over within
+		// the lease time when its node goes away.
+		leases, err := s.Bus.OpenLeases(ctx, "CAMERA_OWNERS", node, cameraLeaseTTL)
+		if err != nil {
+			return nil, err
+		}
+		s.Cameras.SetLeaser(leases)
+	}
 	s.Live = live.New(s.Auth, s.Bus.NC, s.Registry)
 	s.Live.AddTopic(harvest.LiveTopic())
 	s.Live.AddTopic(shadow.LiveTopic())
@@ -213,6 +222,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.Router.HandleHTTP(blob.SignedPath, http.HandlerFunc(s.Files.ServeSigned))
 	return s, nil
 }
+
+// cameraLeaseTTL is how long a camera stays with a node that stopped
+// renewing its lease (renewed every third of it): the failover time.
+const cameraLeaseTTL = 15 * time.Second
 
 type registrar interface{ Register(*api.Router) }
 
