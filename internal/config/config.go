@@ -43,10 +43,10 @@ type Config struct {
 	// NATSReplicas is the replication factor of streams and KV buckets
 	// ("" picks: 3 in a cluster, else 1).
 	NATSReplicas string
-	MQTTListen string // MQTT TCP listener of the embedded NATS ("" or "off": none)
-	Files      string
-	PublicURL  string
-	NodeName   string
+	MQTTListen   string // MQTT TCP listener of the embedded NATS ("" or "off": none)
+	Files        string
+	PublicURL    string
+	NodeName     string
 
 	LogFormat string
 	LogLevel  string
