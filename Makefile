@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/nagare-iot/nagare/internal/cli.Version=$(VERSION)
 
 WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
-.PHONY: run demo build web test test-sqlite test-postgres test-e2e bench lint clean
+.PHONY: run demo cluster cluster-stop build web test test-sqlite test-postgres test-e2e bench lint clean
 
 ## run: build and start nagare with embedded defaults (data in ./data)
 run: build
@@ -17,6 +17,14 @@ run: build
 demo: build
 	@command -v ffmpeg >/dev/null || { echo "make demo: the simulated camera needs ffmpeg: sudo apt-get install ffmpeg"; exit 1; }
 	./$(BIN) demo
+
+## cluster: three nodes on loopback (embedded NATS cluster, PostgreSQL,
+## Azurite for files); cluster-stop stops them (docs/scaling.md)
+cluster: build
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
 
 ## build: build the web console (web/dist, embedded) and compile bin/nagare
 build: web

@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://
@@ -69,9 +72,28 @@ func Open(ctx context.Context, rawURL, dataDir string, signKey []byte, publicBas
 	if err != nil {
 		return nil, fmt.Errorf("files %s: %w", redactURL(rawURL), err)
 	}
+	// An Azure container is created when it does not exist yet (S3
+	// buckets are the account owner's to create).
+	var cc *container.Client
+	if b.As(&cc) {
+		if _, err := cc.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			_ = b.Close()
+			return nil, fmt.Errorf("files %s: creating the container: %s", redactURL(rawURL), bloberrorCode(err))
+		}
+	}
 	s.Bucket, s.URL = b, redactURL(rawURL)
 	s.local = strings.HasPrefix(rawURL, "mem://")
 	return s, nil
+}
+
+// bloberrorCode names an Azure error without its message (which can quote
+// request URLs and headers).
+func bloberrorCode(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("HTTP %d %s", re.StatusCode, re.ErrorCode)
+	}
+	return "the request failed"
 }
 
 // FileDir resolves a file:// URL (or "") to a directory.
