@@ -105,7 +105,7 @@ func TestOpenErrors(t *testing.T) {
 // token): streams and buckets get 3 replicas, and a node going away loses
 // nothing that was acknowledged.
 func TestEmbeddedCluster(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	var routes []string
@@ -162,8 +162,11 @@ func TestEmbeddedCluster(t *testing.T) {
 	nodes[2].Close()
 	nodes[2] = nil
 	var pubErr error
-	for try := 0; try < 50; try++ {
-		if _, pubErr = nodes[0].JS.Publish(ctx, "c.x", []byte{9}); pubErr == nil {
+	for start := time.Now(); time.Since(start) < time.Minute; {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		_, pubErr = nodes[0].JS.Publish(actx, "c.x", []byte{9})
+		acancel()
+		if pubErr == nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond) // a new stream leader may be elected
@@ -185,12 +188,16 @@ func TestEmbeddedCluster(t *testing.T) {
 	if nodes[2], err = open(2); err != nil {
 		t.Fatal(err)
 	}
-	for try := 0; ; try++ {
-		si, err := nodes[2].JS.Stream(ctx, "C")
+	// Each look has its own time limit: a node rejoining answers nothing
+	// until it is back in the meta group.
+	for start := time.Now(); ; {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		si, err := nodes[2].JS.Stream(actx, "C")
+		acancel()
 		if err == nil && si.CachedInfo().State.Msgs == 4 {
 			break
 		}
-		if try > 100 {
+		if time.Since(start) > time.Minute {
 			t.Fatalf("node 3 did not catch up: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)

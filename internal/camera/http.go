@@ -66,6 +66,9 @@ type DeviceView struct {
 		LastError  string `json:"lastError,omitempty"`
 		Reconnects int    `json:"reconnects"`
 	} `json:"session,omitempty"`
+	// SessionNode is the node running the camera's session and recorder
+	// (nagare's own; several nodes share cameras through leases).
+	SessionNode string `json:"sessionNode,omitempty"`
 }
 
 // License is SoraCam's appliedLicenses entry.
@@ -94,6 +97,13 @@ func (s *Service) view(c *Camera, detail bool) *DeviceView {
 		if st.Connected {
 			v.LastConnectedTime = s.now().UnixMilli()
 		}
+	}
+	if ls := s.session(c.OperatorID, c.DeviceID); ls != nil {
+		v.SessionNode = s.opts.Node
+	} else if detail && s.leaser != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		v.SessionNode, _ = s.leaser.Holder(ctx, leaseKey(c.OperatorID, c.DeviceID))
+		cancel()
 	}
 	if detail && c.Recording {
 		v.AppliedLicenses = []License{{Name: "Continuous Recording (" + strconv.Itoa(c.RetentionDays) + " Days)", Value: "storage_life=" + strconv.Itoa(c.RetentionDays)}}

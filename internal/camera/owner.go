@@ -18,6 +18,8 @@ type Leaser interface {
 	Release(ctx context.Context, key string) error
 	// TTL is how long a lease outlives its last renewal.
 	TTL() time.Duration
+	// Holder names the node holding key ("" when free).
+	Holder(ctx context.Context, key string) (string, error)
 }
 
 // SetLeaser makes sessions and recorders run on one node at a time: the

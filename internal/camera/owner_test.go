@@ -50,6 +50,12 @@ func (l memLeaser) Release(_ context.Context, key string) error {
 
 func (l memLeaser) TTL() time.Duration { return l.m.ttl }
 
+func (l memLeaser) Holder(_ context.Context, key string) (string, error) {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	return l.m.holder[key], nil
+}
+
 // Two nodes serving the same cameras: exactly one runs a recording
 // camera's session; when it stops, the other takes the camera over
 // within the lease time; a camera registered on one node is picked up.
