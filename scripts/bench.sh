@@ -27,7 +27,7 @@
 #
 # Env: DUR (10s), CONC (16 workers), FLOW_RATE (100 publishes/s for the
 # latency run), GOBENCH=0 skips go test -bench, BENCHTIME (2s), VISION=0,
-# PANEL=0, MQTT=0 and SHADOW=0 skip the vision, dashboard-query, MQTT and shadow sections.
+# PANEL=0, MQTT=0, SHADOW=0 and CLUSTER=0 skip the vision, dashboard-query, MQTT, shadow and scale-out sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -248,4 +248,61 @@ if [ "${SHADOW:-1}" != 0 ]; then
   echo
   echo "== device shadow updates (SQLite + embedded NATS)"
   go test ./internal/shadow -run '^$' -bench 'ShadowUpdate' -benchtime "${BENCHTIME:-2s}" | grep -E '^Benchmark'
+fi
+
+# ---------------------------------------------------------------------------
+# Scale-out (CLUSTER=0 skips): device-publish throughput of one node and of
+# three (scripts/cluster.sh: embedded NATS cluster with 3 replicas,
+# PostgreSQL, Azurite), the load spread over the nodes, $CONC workers in
+# all; then the publish gap when a node is killed -9 (publishes to a
+# surviving node, every 20 ms). Two cores cap all of it: the point is that
+# three nodes do not collapse, not that they scale here.
+if [ "${CLUSTER:-1}" != 0 ]; then
+  echo
+  stop_nagare
+  pg=$(scripts/postgres.sh start)
+  psql "$pg" -qc "DROP DATABASE IF EXISTS nagare_bench1" -qc "CREATE DATABASE nagare_bench1" >/dev/null
+  echo "== device publish, 1 node (PostgreSQL, $CONC workers, $DUR)"
+  NAGARE_ROOT_AUTH_KEY_ID=$NAGARE_AUTH_KEY_ID NAGARE_ROOT_AUTH_KEY=$NAGARE_AUTH_KEY \
+    bin/nagare serve --data "$work/data-one" --listen $addr --log-level warn --db "${pg/\/postgres\?/\/nagare_bench1?}" >>"$work/nagare.log" 2>&1 &
+  nagare_pid=$!
+  for _ in $(seq 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  run cluster-1 bin/nagare bench publish -duration "$DUR" -concurrency "$CONC"
+  stop_nagare
+  echo "== device publish, 3 nodes (embedded NATS cluster, 3 replicas, PostgreSQL, Azurite; $CONC workers over the nodes, $DUR)"
+  export NAGARE_CLUSTER_DIR=$work/cluster
+  NAGARE_ROOT_AUTH_KEY_ID=$NAGARE_AUTH_KEY_ID NAGARE_ROOT_AUTH_KEY=$NAGARE_AUTH_KEY scripts/cluster.sh start >/dev/null
+  per=$(( (CONC + 2) / 3 ))
+  pids=()
+  for i in 1 2 3; do
+    NAGARE_ENDPOINT=http://127.0.0.1:808$i bin/nagare bench publish -duration "$DUR" -concurrency "$per" >"$work/cluster-3-$i" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}" || true
+  total=0
+  for i in 1 2 3; do
+    r=$(sed -n 's/^throughput: \([0-9]*\) publishes\/s/\1/p' "$work/cluster-3-$i")
+    echo "node n$i: ${r:-?} publishes/s ($(sed -n 's/^latency: //p' "$work/cluster-3-$i"))"
+    total=$((total + ${r:-0}))
+  done
+  echo "3 nodes: $total publishes/s in all"
+  # Failover: kill n3, publish to n1 every 20 ms, report the longest gap.
+  dev=$(NAGARE_ENDPOINT=http://127.0.0.1:8081 bin/nagare api -d '{"configuration":{"SoracomHarvest":{"enabled":true}}}' POST /v1/groups | sed -n 's/.*"groupId": *"\([^"]*\)".*/\1/p')
+  d=$(NAGARE_ENDPOINT=http://127.0.0.1:8081 bin/nagare api -d '{}' POST /v1/devices)
+  id=$(sed -n 's/.*"device_id": *"\([^"]*\)".*/\1/p' <<<"$d"); sec=$(sed -n 's/.*"deviceSecret": *"\([^"]*\)".*/\1/p' <<<"$d")
+  NAGARE_ENDPOINT=http://127.0.0.1:8081 bin/nagare api -d "{\"groupId\":\"$dev\"}" POST "/v1/devices/$id/set_group" >/dev/null
+  kill -9 "$(cat "$work/cluster/n3.pid")"
+  t0=$(date +%s%N); last=$t0; gap=0; okn=0; failn=0
+  while [ $(( $(date +%s%N) - t0 )) -lt 20000000000 ]; do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST "http://127.0.0.1:8081/v1/devices/$id/publish" \
+         -H 'Content-Type: application/json' -H "X-Device-Secret: $sec" -d '{"x":1}')" = 201 ]; then
+      now=$(date +%s%N); [ $((now - last)) -gt $gap ] && gap=$((now - last)); last=$now; okn=$((okn + 1))
+    else
+      failn=$((failn + 1))
+    fi
+    sleep 0.02
+  done
+  echo "node n3 killed -9: publishes to n1 kept going; longest gap between accepted publishes $((gap / 1000000)) ms ($okn accepted, $failn refused in 20 s)"
+  echo "camera failover (lease 15 s, renewed every 5 s): see TestClusterSurvivesNodeFailures in the PostgreSQL pass of make test"
+  scripts/cluster.sh stop >/dev/null
 fi
