@@ -9,6 +9,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -163,7 +165,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 		}
 	}()
 	for _, n := range c.nodes {
-		c.ready(n, 90*time.Second)
+		c.ready(n, 150*time.Second)
 	}
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	res, err := http.Post("http://"+n1.http+"/v1/auth", "application/json", strings.NewReader(`{"email":"root@nagare.local","password":"`+clusterPassword+`"}`))
@@ -226,6 +228,44 @@ channels:
 		var v struct{ SessionNode string }
 		c.api(via, "GET", "/v1/sora_cam/devices/CLUSTERCAM", nil, &v)
 		return v.SessionNode
+	}
+
+	// A console on every node, subscribed to the device's data: pushes come
+	// from NATS subjects, so a publish on any node reaches every socket.
+	pushed := make([]sync.Map, 3) // per node: seq → true
+	for i, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, _, err := websocket.Dial(ctx, "ws://"+n.http+"/v1/live", nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("live on %s: %v", n.name, err)
+		}
+		defer ws.CloseNow()
+		for _, m := range []map[string]any{{"type": "auth", "apiKey": c.session.APIKey, "token": c.session.Token},
+			{"type": "subscribe", "id": "d", "topic": "data", "resourceType": "Device", "resourceId": dev.DeviceID}} {
+			b, _ := json.Marshal(m)
+			if err := ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		go func() {
+			for {
+				_, b, err := ws.Read(context.Background())
+				if err != nil {
+					return // the node went away
+				}
+				var m struct {
+					Type  string
+					Entry struct{ Content string }
+				}
+				if json.Unmarshal(b, &m) == nil && m.Type == "data" {
+					var v struct{ Seq int64 }
+					if json.Unmarshal([]byte(m.Entry.Content), &v) == nil {
+						pushed[i].Store(v.Seq, true)
+					}
+				}
+			}
+		}()
 	}
 
 	// Devices publish to every node, round robin, while nodes fail.
@@ -298,7 +338,7 @@ channels:
 	}
 	t.Logf("camera failover from %s: %s", camNode.name, failover.Round(100*time.Millisecond))
 	c.start(camNode)
-	c.ready(camNode, 90*time.Second)
+	c.ready(camNode, 150*time.Second)
 
 	// Another node stopped gracefully and restarted.
 	var other *clusterNode
@@ -311,7 +351,7 @@ channels:
 	c.kill(other, syscall.SIGTERM)
 	time.Sleep(2 * time.Second)
 	c.start(other)
-	c.ready(other, 90*time.Second)
+	c.ready(other, 150*time.Second)
 	time.Sleep(3 * time.Second)
 	close(stop)
 	wg.Wait()
@@ -402,6 +442,22 @@ channels:
 	running := time.Since(applied)
 	if ticks == 0 || ticks > int(running/(2*time.Second))+1 || dupTicks > 0 {
 		t.Errorf("%d timer firings (%d twice) in %s at 2s", ticks, dupTicks, running.Round(time.Second))
+	}
+	// The console on the node that stayed up got pushes of publishes made
+	// on each of the other nodes.
+	for i, n := range c.nodes {
+		if n == camNode || n == other {
+			continue
+		}
+		from := map[int64]int{}
+		total := 0
+		pushed[i].Range(func(k, _ any) bool { from[k.(int64)%3]++; total++; return true })
+		for j := range c.nodes {
+			if j != i && from[int64(j)] == 0 {
+				t.Errorf("the console on %s got no push of a publish made on %s", n.name, c.nodes[j].name)
+			}
+		}
+		t.Logf("console on %s: %d of %d publishes pushed live (from every node)", n.name, total, len(want))
 	}
 	t.Logf("timer: %d periods, %d delivered twice (a node killed mid-step); sink deliveries beyond the first: %d", ticks, dupTicks, redelivered)
 }

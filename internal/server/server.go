@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 	s.closers = append(s.closers, s.MQTT.Close)
 	s.HarvestFiles = harvest.NewFiles(s.Files, harvest.FilesOptions{MaxFileBytes: cfg.MaxFileBytes, SignedURLTTL: cfg.SignedURLTTL})
 	s.Credentials = credentials.New(s.DB, keys)
-	s.Shadows, err = shadow.New(ctx, s.Bus.NC, s.Bus.JS, shadow.Options{OperatorID: s.OperatorID, Replicas: s.Bus.Replicas()}, s.Registry)
+	s.Shadows, err = shadow.New(ctx, s.Bus, shadow.Options{OperatorID: s.OperatorID}, s.Registry)
 	if err != nil {
 		return nil, err
 	}

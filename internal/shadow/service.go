@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nagare-iot/nagare/internal/bus"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
@@ -29,7 +30,7 @@ type Options struct {
 	// OperatorID owns every shadow addressed over NATS/MQTT topics (which
 	// carry no operator). HTTP and flow calls name their own operator.
 	OperatorID string
-	// Replicas of the KV bucket and the event stream (1).
+	// Replicas of the KV bucket and the event stream (0: the bus's).
 	Replicas int
 	Limits
 	// DeltaOnReported also sends /update/delta after an update that names
@@ -49,9 +50,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Replicas <= 0 {
-		o.Replicas = 1
-	}
 	o.Limits = o.Limits.withDefaults()
 	if o.TombstoneTTL <= 0 {
 		o.TombstoneTTL = 48 * time.Hour
@@ -88,9 +86,11 @@ type Service struct {
 
 // New creates (or adopts) the KV bucket and the change-feed stream. Start
 // begins serving topic requests; HTTP and Update work without it.
-func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, opts Options, reg prometheus.Registerer) (*Service, error) {
+func New(ctx context.Context, b *bus.Bus, opts Options, reg prometheus.Registerer) (*Service, error) {
 	opts.defaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	nc, js := b.NC, b.JS
+	// Through the bus: a cluster that is still electing leaders is waited for.
+	kv, err := b.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Device shadows (AWS IoT-compatible documents), one key per operator, thing and shadow",
 		History:     1,
@@ -100,7 +100,7 @@ func New(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, opts Option
 	if err != nil {
 		return nil, fmt.Errorf("shadow bucket: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{
 		Name:        EventStream,
 		Description: "Device shadow changes (updated, deleted) for flows and the console",
 		Subjects:    []string{EventSubjectPrefix + ">"},

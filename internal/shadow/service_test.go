@@ -33,7 +33,7 @@ func node(t *testing.T, b *bus.Bus, opts Options) *Service {
 	if opts.OperatorID == "" {
 		opts.OperatorID = testOp
 	}
-	s, err := New(t.Context(), b.NC, b.JS, opts, nil)
+	s, err := New(t.Context(), b, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
