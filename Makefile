@@ -14,8 +14,9 @@ run: build
 
 ## demo: build and start nagare with every example system running (simulated
 ## camera, buttons and LINE guests; Slack and LINE answered by an outbox)
-demo: build
-	@command -v ffmpeg >/dev/null || { echo "make demo: the simulated camera needs ffmpeg: sudo apt-get install ffmpeg"; exit 1; }
+demo:
+	scripts/deps.sh demo
+	$(MAKE) --no-print-directory build
 	./$(BIN) demo
 
 ## cluster: three nodes on loopback (embedded NATS cluster, PostgreSQL,

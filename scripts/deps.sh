@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building and testing nagare needs on Debian, if missing:
+# Installs what building and testing nagare needs on Debian, if missing
+# (`deps.sh demo`: only what `make demo` needs):
 # Go ≥ 1.26 must already be on PATH (or in /usr/local/go); PostgreSQL (for
 # the PostgreSQL test pass), ffmpeg (camera snapshots and test streams),
 # Chromium and CJK fonts (browser tests of the console) come from Debian's
@@ -13,12 +14,16 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+# `deps.sh demo` (make demo) needs only what running the demo takes:
+# ffmpeg for the simulated camera and npm for the console.
 need=()
-ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
-command -v chromium >/dev/null || need+=(chromium)
-fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || need+=(fonts-noto-cjk)
 command -v npm >/dev/null || need+=(nodejs npm)
+if [ "${1:-}" != demo ]; then
+  ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null || need+=(chromium)
+  fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || need+=(fonts-noto-cjk)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps.sh: installing ${need[*]} from Debian's packages"
   $SUDO apt-get update -qq

@@ -399,17 +399,19 @@ func (s *Service) syncSession(c *Camera) {
 	want := c.Driver == "rtsp" && (c.Recording || c.SnapshotCache)
 	key := c.OperatorID + "/" + c.DeviceID
 	ctx := context.Background()
+	wanted := want
+	if want && !s.owns(c.OperatorID, c.DeviceID) {
+		want = false // another node runs it
+	}
+	// The URL (with its credentials) only where the session runs.
 	var u string
 	if want {
 		var err error
 		if u, err = s.streamURL(ctx, c); err != nil {
 			slog.Warn("camera: no session", "camera", c.DeviceID, "err", err)
-			want = false
+			want, wanted = false, false
+			s.release(c.OperatorID, c.DeviceID)
 		}
-	}
-	wanted := want
-	if want && !s.owns(c.OperatorID, c.DeviceID) {
-		want = false // another node runs it
 	}
 	s.mu.Lock()
 	cur := s.sessions[key]

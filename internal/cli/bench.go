@@ -69,22 +69,6 @@ func (b *benchFlags) rateNote() string {
 	return ""
 }
 
-// parseBenchFlags parses args; done is true when the command should exit
-// with code (help, or a flag error).
-func parseBenchFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, true
-		}
-		return 2, true
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, true
-	}
-	return 0, false
-}
-
 // benchClient logs in with the auth env (bench commands need an account).
 func benchClient(ctx context.Context) (*client.Client, error) {
 	c, err := client.FromEnv(ctx, os.Getenv)
@@ -104,7 +88,7 @@ func runBenchPublish(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: nagare bench publish [flags]\n\nCreates a Harvest-enabled group and devices on the server named by\nNAGARE_ENDPOINT (logging in with NAGARE_AUTH_KEY_ID/NAGARE_AUTH_KEY), publishes\nJSON from every device for -duration, and reports publishes/s and latency\npercentiles. Every publish is acknowledged only after it is durably stored.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code, done := parseBenchFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	err := bf.check()

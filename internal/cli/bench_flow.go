@@ -49,7 +49,7 @@ must do the same work and POST the result to the sink.
 Flags:`)
 		fs.PrintDefaults()
 	}
-	if code, done := parseBenchFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if err := bf.check(); err != nil {

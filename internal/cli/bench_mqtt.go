@@ -62,7 +62,7 @@ func runBenchMQTT(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: nagare bench mqtt [flags]\n\nMQTT publish load against the server named by NAGARE_ENDPOINT (logging in\nwith NAGARE_AUTH_KEY_ID/NAGARE_AUTH_KEY).\n  -mode harvest: creates a Harvest-enabled group and -publishers devices; each\n    device publishes JSON on devices/<id>/data for -duration; reports publishes/s\n    (QoS 1: acknowledged) and how fast and how completely nagare stored them.\n  -mode pubsub: -publishers clients publish to one subscriber; reports\n    published/s, received/s, loss and latency. With -anonymous it measures\n    any MQTT broker (e.g. mosquitto) with the same client code.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if code, done := parseBenchFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	var err error

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,15 +44,8 @@ func modelsFetch(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "Usage: nagare models fetch [flags]\n\nDownloads, verifies and installs the offline vision models.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "nagare models fetch: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if _, err := models.Open(ctx, *data, false); err == nil {
 		fmt.Fprintf(stdout, "models already installed and verified in %s\n", absPath(models.Dir(*data)))

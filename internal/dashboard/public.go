@@ -3,10 +3,12 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -134,10 +136,33 @@ func imageKey(p *Panel) string {
 	return ""
 }
 
-// panelEntries returns up to n of the panel's newest entries that match its
-// where, in the panel's time range.
-func (s *Service) panelEntries(ctx context.Context, op string, d *Dashboard, p *Panel, params map[string]string, n int) ([]PublicEntry, error) {
-	conds := map[string]string{}
+// publicQuery is what a panel reads: a resource, a time range and the
+// content values its where asks for, with the page's parameters put in.
+type publicQuery struct {
+	rtype, rid string
+	lo, hi     int64
+	conds      map[string]string
+}
+
+// key identifies the query, so panels reading the same entries share one
+// scan.
+func (q *publicQuery) key() string {
+	names := make([]string, 0, len(q.conds))
+	for k := range q.conds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s\x00%d\x00%d", q.rtype, q.rid, q.lo, q.hi)
+	for _, k := range names {
+		b.WriteString("\x00" + k + "=" + q.conds[k])
+	}
+	return b.String()
+}
+
+// queryOf is a panel's query at now.
+func queryOf(d *Dashboard, p *Panel, params map[string]string, now time.Time) (*publicQuery, error) {
+	q := &publicQuery{rtype: p.Resource.Type, rid: p.Resource.ID, conds: map[string]string{}}
 	for k, v := range p.Where {
 		if m := paramRefRE.FindStringSubmatch(v); m != nil {
 			pv, ok := params[m[1]]
@@ -146,30 +171,36 @@ func (s *Service) panelEntries(ctx context.Context, op string, d *Dashboard, p *
 			}
 			v = pv
 		}
-		conds[k] = v
+		q.conds[k] = v
 	}
 	tr := d.Time
 	if p.Time != nil {
 		tr = *p.Time
 	}
-	from, to, err := tr.Resolve(time.Now())
+	from, to, err := tr.Resolve(now)
 	if err != nil {
 		return nil, err
 	}
-	lo, hi := from.UnixMilli(), to.UnixMilli()
-	if hi >= time.Now().UnixMilli()-1000 {
-		hi = math.MaxInt64 // "now" means up to the latest entry
+	q.lo, q.hi = from.UnixMilli(), to.UnixMilli()
+	if q.hi >= now.UnixMilli()-1000 {
+		q.hi = math.MaxInt64 // "now" means up to the latest entry
 	}
+	return q, nil
+}
+
+// entries returns up to n of the query's newest matching entries.
+func (s *Service) entries(ctx context.Context, op string, q *publicQuery, n int) ([]PublicEntry, error) {
 	out := []PublicEntry{}
+	hi := q.hi
 	const page = 1000
 	for scanned := 0; scanned < publicScan && len(out) < n; scanned += page {
-		es, err := s.data.Entries(ctx, op, p.Resource.Type, p.Resource.ID, lo, hi, page, false)
+		es, err := s.data.Entries(ctx, op, q.rtype, q.rid, q.lo, hi, page, false)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range es {
 			c := entryContent(e)
-			if matches(c, conds) {
+			if matches(c, q.conds) {
 				out = append(out, PublicEntry{Time: e.Time, Content: c})
 				if len(out) == n {
 					break
@@ -252,11 +283,40 @@ func (s *Service) getPublic(w http.ResponseWriter, r *http.Request) {
 	if st.Refresh > 0 {
 		v.Refresh = view(st).Refresh
 	}
-	for _, p := range st.Panels {
-		es, err := s.panelEntries(r.Context(), op, st.Dashboard, p, params, want(p))
+	// One scan per distinct query (a result page's panels usually share
+	// one), as deep as the deepest panel needs.
+	now := time.Now()
+	keys := make([]string, len(st.Panels))
+	type scan struct {
+		q  *publicQuery
+		n  int
+		es []PublicEntry
+	}
+	scans := map[string]*scan{}
+	for i, p := range st.Panels {
+		q, err := queryOf(st.Dashboard, p, params, now)
 		if err != nil {
 			api.WriteError(w, r, err)
 			return
+		}
+		keys[i] = q.key()
+		if sc := scans[keys[i]]; sc == nil {
+			scans[keys[i]] = &scan{q: q, n: want(p)}
+		} else {
+			sc.n = max(sc.n, want(p))
+		}
+	}
+	for _, sc := range scans {
+		var err error
+		if sc.es, err = s.entries(r.Context(), op, sc.q, sc.n); err != nil {
+			api.WriteError(w, r, err)
+			return
+		}
+	}
+	for i, p := range st.Panels {
+		es := scans[keys[i]].es
+		if len(es) > want(p) {
+			es = es[:want(p)]
 		}
 		pp := &PublicPanel{Panel: p, Entries: es, Files: map[string]string{}}
 		if p.Kind == KindImage && p.Mode == ModeMapping {
@@ -320,7 +380,12 @@ func (s *Service) getPublicImage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	es, err := s.panelEntries(r.Context(), op, st.Dashboard, p, params, 1)
+	q, err := queryOf(st.Dashboard, p, params, time.Now())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	es, err := s.entries(r.Context(), op, q, 1)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return

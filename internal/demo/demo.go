@@ -244,6 +244,27 @@ func (d *demo) apply(ctx context.Context, file string, edits ...string) error {
 	return nil
 }
 
+// hookURL is an app channel's secret webhook URL, as the demo reaches it
+// (its own loopback address, whatever public-url says).
+func (d *demo) hookURL(ctx context.Context, app, channel string) (string, error) {
+	var v struct {
+		Channels []struct{ Name, WebhookURL string }
+	}
+	if err := d.call(ctx, "GET", "/v1/flux/apps/"+app, nil, &v); err != nil {
+		return "", err
+	}
+	for _, c := range v.Channels {
+		if c.Name == channel && c.WebhookURL != "" {
+			u, err := url.Parse(c.WebhookURL)
+			if err != nil {
+				return "", err
+			}
+			return d.base + u.Path, nil
+		}
+	}
+	return "", fmt.Errorf("app %s has no webhook URL for channel %s", app, channel)
+}
+
 // period is the demo period as a YAML duration.
 func (d *demo) period() string { return d.opts.Period.String() }
 
@@ -404,29 +425,20 @@ func (d *demo) setupCallButton(ctx context.Context) error {
 		"delay: 5m", "delay: "+(2*p).String(), "delay: 1m", "delay: "+(p/2).String()); err != nil {
 		return err
 	}
-	var app struct {
-		Channels []struct{ Name, WebhookURL string }
-	}
-	if err := d.call(ctx, "GET", "/v1/flux/apps/call-button", nil, &app); err != nil {
+	answer, err := d.hookURL(ctx, "call-button", "answer")
+	if err != nil {
 		return err
-	}
-	answer := ""
-	for _, c := range app.Channels {
-		if c.Name == "answer" {
-			answer = c.WebhookURL
-		}
 	}
 	// The staff member answers "ok" in Slack a few seconds after a mention.
 	d.outbox.onSlack = func(text string) {
-		if !strings.Contains(text, "<@"+staffSlackID+">") || answer == "" {
+		if !strings.Contains(text, "<@"+staffSlackID+">") {
 			return
 		}
 		time.Sleep(d.opts.Period / 4)
 		form := url.Values{"token": {slackToken}, "team_id": {"T0DEMO"}, "channel_id": {"C0DEMO"}, "channel_name": {"duty"},
 			"timestamp": {fmt.Sprint(time.Now().Unix())}, "user_id": {staffSlackID}, "user_name": {"tanaka"},
 			"text": {"ok 向かいます"}, "trigger_word": {"ok"}}
-		u, _ := url.Parse(answer)
-		res, err := http.PostForm(d.base+u.Path, form)
+		res, err := http.PostForm(answer, form)
 		if err != nil {
 			slog.Warn("demo: staff answer", "err", err)
 			return
@@ -471,18 +483,9 @@ func (d *demo) setupHappiness(ctx context.Context) error {
 	for _, g := range guests {
 		d.outbox.profile(g.id, g.name)
 	}
-	var app struct {
-		Channels []struct{ Name, WebhookURL string }
-	}
-	if err := d.call(ctx, "GET", "/v1/flux/apps/happiness-bot", nil, &app); err != nil {
+	hook, err := d.hookURL(ctx, "happiness-bot", "line")
+	if err != nil {
 		return err
-	}
-	hook := ""
-	for _, c := range app.Channels {
-		if c.Name == "line" {
-			u, _ := url.Parse(c.WebhookURL)
-			hook = d.base + u.Path
-		}
 	}
 	photos := d.photos()
 	n := 0
