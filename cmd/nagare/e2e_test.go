@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nagare-iot/nagare/internal/store/storetest"
+	"github.com/nagare-iot/nagare/internal/testaddr"
 )
 
 var binary string
@@ -39,15 +39,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type proc struct {
@@ -243,7 +234,7 @@ func TestConfigCheck(t *testing.T) {
 // then SIGKILL right after acknowledged publishes and find them all.
 func TestWalkthrough(t *testing.T) {
 	data := t.TempDir()
-	addr := freePort(t)
+	addr := testaddr.Loopback(t)
 	db := storetest.DSN(t)
 	p := start(t, data, addr, db)
 
@@ -335,7 +326,7 @@ func TestWalkthrough(t *testing.T) {
 // TestRootKeyFromEnv: automation sets the root key by environment.
 func TestRootKeyFromEnv(t *testing.T) {
 	data := t.TempDir()
-	addr := freePort(t)
+	addr := testaddr.Loopback(t)
 	p := start(t, data, addr, storetest.DSN(t), "NAGARE_ROOT_AUTH_KEY_ID=keyId-automation", "NAGARE_ROOT_AUTH_KEY=secret-automation-0123456789")
 	if _, err := os.Stat(filepath.Join(data, "root-auth-key.json")); !os.IsNotExist(err) {
 		t.Fatalf("a key file was written although the key came from env: %v", err)
@@ -376,7 +367,7 @@ func TestRootKeyFromEnv(t *testing.T) {
 
 func TestMissingSecretKeyIsFatal(t *testing.T) {
 	data := t.TempDir()
-	addr := freePort(t)
+	addr := testaddr.Loopback(t)
 	p := start(t, data, addr, "")
 	p.stop()
 	os.Remove(filepath.Join(data, "secret.key"))

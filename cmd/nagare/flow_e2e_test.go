@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nagare-iot/nagare/internal/store/storetest"
+	"github.com/nagare-iot/nagare/internal/testaddr"
 )
 
 // TestFlowSurvivesKill9: devices publish into a three-action flow (the
@@ -36,7 +37,7 @@ func TestFlowSurvivesKill9(t *testing.T) {
 	defer sink.Close()
 
 	data := t.TempDir()
-	addr := freePort(t)
+	addr := testaddr.Loopback(t)
 	db := storetest.DSN(t)
 	env := []string{"NAGARE_FLOW_ACK_WAIT=2s", "NAGARE_FLOW_RETRY_BACKOFF=50ms"}
 	p := start(t, data, addr, db, env...)

@@ -12,6 +12,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
+
+	"github.com/nagare-iot/nagare/internal/testaddr"
 )
 
 func mqttConnect(t *testing.T, broker, clientID, user, pass string, hdr http.Header) (paho.Client, error) {
@@ -38,7 +40,7 @@ func mqttConnect(t *testing.T, broker, clientID, user, pass string, hdr http.Hea
 // this pins it for the pinned server version.
 func TestClassify(t *testing.T) {
 	ctx := t.Context()
-	b, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: freeAddr(t), MQTTListen: "127.0.0.1:0"})
+	b, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: testaddr.Loopback(t), MQTTListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestMQTTPermissions(t *testing.T) {
 // NATS over the (loopback) WebSocket port is refused.
 func TestNATSToken(t *testing.T) {
 	ctx := t.Context()
-	addr := freeAddr(t)
+	addr := testaddr.Loopback(t)
 	b, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: addr, Token: "s3cret-token", MQTTListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

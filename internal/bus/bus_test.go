@@ -3,21 +3,13 @@ package bus
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/nagare-iot/nagare/internal/testaddr"
+)
 
 // A message acknowledged by the embedded server is still there after the
 // server is closed and started again on the same data directory.
@@ -61,7 +53,7 @@ func TestEmbeddedDurableAcrossRestart(t *testing.T) {
 func TestExternalURL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	addr := freeAddr(t)
+	addr := testaddr.Loopback(t)
 	server, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: addr, Name: "ext"})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +99,7 @@ func TestOpenErrors(t *testing.T) {
 func TestEmbeddedCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := []string{testaddr.Loopback(t), testaddr.Loopback(t), testaddr.Loopback(t)}
 	var routes []string
 	for _, a := range addrs {
 		routes = append(routes, "nats-route://"+a)

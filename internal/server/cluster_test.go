@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,6 +33,7 @@ import (
 	"github.com/nagare-iot/nagare/internal/camera/camsim"
 	"github.com/nagare-iot/nagare/internal/camera/camtest"
 	"github.com/nagare-iot/nagare/internal/store/storetest"
+	"github.com/nagare-iot/nagare/internal/testaddr"
 )
 
 const clusterPassword = "cluster-test-password"
@@ -42,6 +42,7 @@ type clusterNode struct {
 	name, dir, http, cluster string
 	cmd                      *exec.Cmd
 	log                      *os.File
+	exited                   chan struct{} // closed when the process has ended
 }
 
 type testCluster struct {
@@ -51,15 +52,6 @@ type testCluster struct {
 	routes  string
 	nodes   []*clusterNode
 	session struct{ APIKey, Token, OperatorID string }
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (c *testCluster) start(n *clusterNode) {
@@ -74,7 +66,8 @@ func (c *testCluster) start(n *clusterNode) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	n.cmd, n.log = cmd, f
+	n.cmd, n.log, n.exited = cmd, f, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(n.exited) }()
 }
 
 func (c *testCluster) ready(n *clusterNode, within time.Duration) {
@@ -87,6 +80,12 @@ func (c *testCluster) ready(n *clusterNode, within time.Duration) {
 				return
 			}
 		}
+		select {
+		case <-n.exited:
+			b, _ := os.ReadFile(n.log.Name())
+			c.t.Fatalf("%s exited before it was ready:\n%s", n.name, b)
+		default:
+		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(n.log.Name())
 			c.t.Fatalf("%s not ready within %s:\n%s", n.name, within, b)
@@ -98,7 +97,7 @@ func (c *testCluster) ready(n *clusterNode, within time.Duration) {
 // kill stops a node: SIGKILL (no goodbye) or SIGTERM (graceful).
 func (c *testCluster) kill(n *clusterNode, sig syscall.Signal) {
 	_ = n.cmd.Process.Signal(sig)
-	_ = n.cmd.Wait()
+	<-n.exited
 	n.log.Close()
 }
 
@@ -149,7 +148,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 		"AWS_ACCESS_KEY_ID=AKIACLUSTER", "AWS_SECRET_ACCESS_KEY=cluster-secret", "AWS_REGION=us-east-1")
 	var routes []string
 	for i := 1; i <= 3; i++ {
-		n := &clusterNode{name: fmt.Sprintf("n%d", i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), http: freeAddr(t), cluster: freeAddr(t)}
+		n := &clusterNode{name: fmt.Sprintf("n%d", i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), http: testaddr.Loopback(t), cluster: testaddr.Loopback(t)}
 		c.nodes = append(c.nodes, n)
 		routes = append(routes, "nats-route://"+n.cluster)
 	}
@@ -159,7 +158,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 	}
 	defer func() {
 		for _, n := range c.nodes {
-			if n.cmd != nil && n.cmd.ProcessState == nil {
+			if n.exited != nil && !isClosed(n.exited) {
 				c.kill(n, syscall.SIGKILL)
 			}
 		}
@@ -460,4 +459,13 @@ channels:
 		t.Logf("console on %s: %d of %d publishes pushed live (from every node)", n.name, total, len(want))
 	}
 	t.Logf("timer: %d periods, %d delivered twice (a node killed mid-step); sink deliveries beyond the first: %d", ticks, dupTicks, redelivered)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
