@@ -5,7 +5,9 @@
 // restarted, another stopped and restarted. Afterwards every accepted
 // publish is stored exactly once, every flow event completed, the timer
 // fired once per period and a camera's recording moved to a surviving node
-// within the lease time.
+// within the lease time. Then MQTT: a device connected to one node reaches
+// watchers on the others, and a command published on another node reaches
+// the device.
 package server_test
 
 import (
@@ -27,6 +29,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -39,10 +42,10 @@ import (
 const clusterPassword = "cluster-test-password"
 
 type clusterNode struct {
-	name, dir, http, cluster string
-	cmd                      *exec.Cmd
-	log                      *os.File
-	exited                   chan struct{} // closed when the process has ended
+	name, dir, http, cluster, mqtt string
+	cmd                            *exec.Cmd
+	log                            *os.File
+	exited                         chan struct{} // closed when the process has ended
 }
 
 type testCluster struct {
@@ -61,7 +64,7 @@ func (c *testCluster) start(n *clusterNode) {
 		c.t.Fatal(err)
 	}
 	cmd := exec.Command(c.bin, "serve", "--node-name="+n.name, "--listen="+n.http, "--data="+n.dir,
-		"--nats-cluster="+n.cluster, "--nats-routes="+c.routes, "--mqtt-listen=off", "--log-level=warn")
+		"--nats-cluster="+n.cluster, "--nats-routes="+c.routes, "--mqtt-listen="+n.mqtt, "--log-level=warn")
 	cmd.Env, cmd.Stdout, cmd.Stderr = c.env, f, f
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -148,7 +151,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 		"AWS_ACCESS_KEY_ID=AKIACLUSTER", "AWS_SECRET_ACCESS_KEY=cluster-secret", "AWS_REGION=us-east-1")
 	var routes []string
 	for i := 1; i <= 3; i++ {
-		n := &clusterNode{name: fmt.Sprintf("n%d", i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), http: testaddr.Loopback(t), cluster: testaddr.Loopback(t)}
+		n := &clusterNode{name: fmt.Sprintf("n%d", i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i)), http: testaddr.Loopback(t), cluster: testaddr.Loopback(t), mqtt: testaddr.Loopback(t)}
 		c.nodes = append(c.nodes, n)
 		routes = append(routes, "nats-route://"+n.cluster)
 	}
@@ -459,6 +462,99 @@ channels:
 		t.Logf("console on %s: %d of %d publishes pushed live (from every node)", n.name, total, len(want))
 	}
 	t.Logf("timer: %d periods, %d delivered twice (a node killed mid-step); sink deliveries beyond the first: %d", ticks, dupTicks, redelivered)
+
+	// MQTT across nodes (after the restarts): the device is connected to
+	// n2, root watchers to n1 and n3. What the device publishes reaches
+	// both watchers and is stored once; a command published on n3 reaches
+	// the device on n2.
+	connect := func(n *clusterNode, id, user, pass string) paho.Client {
+		t.Helper()
+		o := paho.NewClientOptions().AddBroker("tcp://" + n.mqtt).SetClientID(id).SetUsername(user).SetPassword(pass).
+			SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second)
+		cl := paho.NewClient(o)
+		mqttWait(t, cl.Connect(), "connect to "+n.name+" as "+id)
+		t.Cleanup(func() { cl.Disconnect(0) })
+		return cl
+	}
+	const mqttBase, mqttCount = 1_000_000, 50
+	dataTopic := "devices/" + dev.DeviceID + "/data"
+	watched := map[string]*sync.Map{}
+	for _, n := range []*clusterNode{n1, n3} {
+		m := &sync.Map{}
+		watched[n.name] = m
+		w := connect(n, "watch-"+n.name, c.session.APIKey, c.session.Token)
+		mqttWait(t, w.Subscribe(dataTopic, 1, func(_ paho.Client, msg paho.Message) {
+			var v struct{ Seq int64 }
+			if json.Unmarshal(msg.Payload(), &v) == nil {
+				m.Store(v.Seq, true)
+			}
+		}), "subscribe on "+n.name)
+	}
+	commands := make(chan string, 1)
+	device := connect(n2, dev.DeviceID, dev.DeviceID, dev.DeviceSecret)
+	mqttWait(t, device.Subscribe("devices/"+dev.DeviceID+"/commands/#", 1, func(_ paho.Client, msg paho.Message) {
+		select {
+		case commands <- msg.Topic() + " " + string(msg.Payload()):
+		default:
+		}
+	}), "device subscribe on n2")
+	rootOnN3 := connect(n3, "root-n3", c.session.APIKey, c.session.Token)
+	mqttWait(t, rootOnN3.Publish("devices/"+dev.DeviceID+"/commands/reboot", 1, false, `{"in":5}`), "command on n3")
+	select {
+	case got := <-commands:
+		if got != "devices/"+dev.DeviceID+`/commands/reboot {"in":5}` {
+			t.Errorf("device on n2 got %q", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("a command published on n3 never reached the device on n2")
+	}
+	for i := range mqttCount {
+		mqttWait(t, device.Publish(dataTopic, 1, false, fmt.Sprintf(`{"seq":%d}`, mqttBase+i)), "device publish on n2")
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		got = readAll()
+		complete := true
+		for i := range mqttCount {
+			if got[int64(mqttBase+i)] == 0 {
+				complete = false
+			}
+		}
+		for _, m := range watched {
+			for i := range mqttCount {
+				if _, ok := m.Load(int64(mqttBase + i)); !ok {
+					complete = false
+				}
+			}
+		}
+		if complete || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i := range mqttCount {
+		if n := got[int64(mqttBase+i)]; n != 1 {
+			t.Errorf("MQTT publish %d on n2 stored %d times", mqttBase+i, n)
+		}
+	}
+	for name, m := range watched {
+		n := 0
+		m.Range(func(_, _ any) bool { n++; return true })
+		if n != mqttCount {
+			t.Errorf("the watcher on %s got %d of %d MQTT publishes made on n2", name, n, mqttCount)
+		}
+	}
+	t.Logf("MQTT: %d device publishes on n2 stored once and delivered to watchers on n1 and n3; a command from n3 reached the device on n2", mqttCount)
+}
+
+func mqttWait(t *testing.T, tok paho.Token, what string) {
+	t.Helper()
+	if !tok.WaitTimeout(15 * time.Second) {
+		t.Fatalf("MQTT %s: timed out", what)
+	}
+	if err := tok.Error(); err != nil {
+		t.Fatalf("MQTT %s: %v", what, err)
+	}
 }
 
 func isClosed(c chan struct{}) bool {
