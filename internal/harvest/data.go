@@ -135,7 +135,7 @@ type Data struct {
 	stopped chan struct{} // closed when the relay has stopped
 
 	m     dataMetrics
-	stmts struct{ insert, upsert, upsertAttrs, outbox, rollup *sql.Stmt }
+	stmts struct{ insert *sql.Stmt } // statements prepared once
 }
 
 type dataMetrics struct {
@@ -176,16 +176,9 @@ func NewData(ctx context.Context, db *store.DB, b *bus.Bus, inv *inventory.Servi
 				Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 		},
 	}
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{{&d.stmts.insert, insertEntry}, {&d.stmts.upsert, upsertResource}, {&d.stmts.upsertAttrs, upsertResourceAttrs}, {&d.stmts.outbox, insertOutbox}, {&d.stmts.rollup, upsertRollup}} {
-		st, err := db.PrepareContext(ctx, p.q)
-		if err != nil {
-			d.closeStmts()
-			return nil, fmt.Errorf("harvest: %w", err)
-		}
-		*p.st = st
+	var err error
+	if d.stmts.insert, err = db.PrepareContext(ctx, insertEntry); err != nil {
+		return nil, fmt.Errorf("harvest: %w", err)
 	}
 	if err := d.backfillPoints(ctx); err != nil {
 		d.closeStmts()
@@ -227,10 +220,8 @@ func (d *Data) Close() {
 }
 
 func (d *Data) closeStmts() {
-	for _, st := range []*sql.Stmt{d.stmts.insert, d.stmts.upsert, d.stmts.upsertAttrs, d.stmts.outbox, d.stmts.rollup} {
-		if st != nil {
-			st.Close()
-		}
+	if d.stmts.insert != nil {
+		d.stmts.insert.Close()
 	}
 }
 

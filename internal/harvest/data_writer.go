@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,31 +127,93 @@ type resourceID struct{ rtype, rid string }
 const (
 	insertEntry = `INSERT INTO data_entries (operator_id, resource_type, resource_id, time, content_type, content)
 	VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (resource_type, resource_id, time) DO NOTHING`
-	insertOutbox = `INSERT INTO harvest_outbox (node, seq, resource_type, resource_id, time) VALUES ($1, $2, $3, $4, $5)`
-	upsertRollup = `INSERT INTO data_rollups (resource_type, resource_id, key, start, sum, count, min, max)
-	VALUES ($1, $2, $3, $4, $5, 1, $5, $5)
-	ON CONFLICT (resource_type, resource_id, key, start) DO UPDATE SET sum = data_rollups.sum + excluded.sum,
-		count = data_rollups.count + 1,
-		min = CASE WHEN excluded.min < data_rollups.min THEN excluded.min ELSE data_rollups.min END,
-		max = CASE WHEN excluded.max > data_rollups.max THEN excluded.max ELSE data_rollups.max END`
+	// insertEntries is insertEntry for many rows; it returns the rows
+	// stored, so the writer learns which times were taken.
+	insertEntries     = `INSERT INTO data_entries (operator_id, resource_type, resource_id, time, content_type, content) VALUES `
+	insertEntriesTail = ` ON CONFLICT (resource_type, resource_id, time) DO NOTHING RETURNING resource_type, resource_id, time`
+	insertOutbox      = `INSERT INTO harvest_outbox (node, seq, resource_type, resource_id, time) VALUES `
 )
 
-// insert writes a batch's entries, their outbox rows, and updates
-// data_resources. An entry whose (resource, time) is taken moves to the
-// first free millisecond after it; nothing accepted is overwritten or
-// dropped.
+// A batch is written with a handful of multi-row statements, whatever its
+// size: on PostgreSQL each statement is a round trip to another process,
+// and one per entry (and per numeric value) made the writer, not the
+// database, the limit.
+
+// valuesList returns "($1, $2), ($3, $4)" for rows of cols placeholders.
+func valuesList(rows, cols int) string {
+	var b strings.Builder
+	n := 0
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// insert writes a batch's entries, their outbox rows and rollups, and
+// updates data_resources. An entry whose (resource, time) is taken moves
+// to the first free millisecond after it; nothing accepted is overwritten
+// or dropped.
 func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
-	stmt := tx.StmtContext(ctx, d.stmts.insert)
-	defer stmt.Close()
-	outbox := tx.StmtContext(ctx, d.stmts.outbox)
-	defer outbox.Close()
-	rollups := tx.StmtContext(ctx, d.stmts.rollup)
-	defer rollups.Close()
+	// Entries of the batch first take distinct times among themselves, and
+	// are all tried in one statement.
 	used := make(map[entryID]bool, len(batch))
-	latest := map[resourceID]*pending{}
+	args := make([]any, 0, 6*len(batch))
 	for _, p := range batch {
 		p.t, p.err = p.req, nil
-		for shift := 0; ; shift++ {
+		for used[entryID{p.rtype, p.rid, p.t}] {
+			p.t++
+		}
+		used[entryID{p.rtype, p.rid, p.t}] = true
+		args = append(args, p.op, p.rtype, p.rid, p.t, p.ctype, p.content)
+	}
+	stored := make(map[entryID]bool, len(batch))
+	rows, err := tx.QueryContext(ctx, insertEntries+valuesList(len(batch), 6)+insertEntriesTail, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id entryID
+		if err := rows.Scan(&id.rtype, &id.rid, &id.t); err != nil {
+			rows.Close()
+			return err
+		}
+		stored[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// Those whose time an earlier entry holds move on, one by one.
+	var stmt *sql.Stmt
+	for _, p := range batch {
+		if stored[entryID{p.rtype, p.rid, p.t}] {
+			continue
+		}
+		if stmt == nil {
+			stmt = tx.StmtContext(ctx, d.stmts.insert)
+			defer stmt.Close()
+		}
+		for shift := 1; ; shift++ {
+			if shift > maxShifts {
+				p.err = api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
+					"%s %s already has entries at every millisecond near %d; retry later", p.rtype, p.rid, p.req)
+				break
+			}
+			if p.t, err = nextFree(ctx, tx, p.rtype, p.rid, p.t); err != nil {
+				return err
+			}
 			for used[entryID{p.rtype, p.rid, p.t}] {
 				p.t++
 			}
@@ -161,40 +224,37 @@ func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n == 1 {
+				used[entryID{p.rtype, p.rid, p.t}] = true
 				break
-			}
-			if shift == maxShifts {
-				p.err = api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
-					"%s %s already has entries at every millisecond near %d; retry later", p.rtype, p.rid, p.req)
-				break
-			}
-			if p.t, err = nextFree(ctx, tx, p.rtype, p.rid, p.t); err != nil {
-				return err
 			}
 		}
+	}
+	// Outbox rows in batch order, rollups and resources for what is stored.
+	args = args[:0]
+	acc := rollups{}
+	latest := map[resourceID]*pending{}
+	for _, p := range batch {
 		if p.err != nil {
 			continue
 		}
 		// Seqs of a rolled-back transaction are not reused: gaps are harmless.
 		d.seq++
-		if _, err := outbox.ExecContext(ctx, d.opts.Node, d.seq, p.rtype, p.rid, p.t); err != nil {
-			return err
-		}
-		if err := addPoints(ctx, rollups, p.rtype, p.rid, p.t, p.points); err != nil {
-			return err
-		}
-		used[entryID{p.rtype, p.rid, p.t}] = true
+		args = append(args, d.opts.Node, d.seq, p.rtype, p.rid, p.t)
+		acc.add(p.rtype, p.rid, p.t, p.points)
 		k := resourceID{p.rtype, p.rid}
 		if l := latest[k]; l == nil || p.t > l.t {
 			latest[k] = p
 		}
 	}
-	for _, p := range latest {
-		if err := d.upsertResource(ctx, tx, p); err != nil {
+	if len(args) > 0 {
+		if _, err := tx.ExecContext(ctx, insertOutbox+valuesList(len(args)/5, 5), args...); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := acc.flush(ctx, tx); err != nil {
+		return err
+	}
+	return upsertResources(ctx, tx, latest)
 }
 
 // nextFree returns the first millisecond after t (within the next 1000
@@ -219,30 +279,54 @@ func nextFree(ctx context.Context, tx *sql.Tx, rtype, rid string, t int64) (int6
 	return free, rows.Err()
 }
 
-// upsertResource* record that a resource has data up to $4; the first
-// also sets the attribute names (those of the newest entry, when it is a
-// JSON object).
+// upsertResourcesHead… record that resources have data up to
+// last_modified; with attributes, also set the attribute names (those of
+// the newest entry, when it is a JSON object).
 const (
-	upsertResourceHead = `INSERT INTO data_resources (operator_id, resource_type, resource_id, last_modified, attribute_names) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (resource_type, resource_id) DO UPDATE SET `
-	upsertResourceTail = `last_modified = CASE WHEN excluded.last_modified > data_resources.last_modified
+	upsertResourcesHead = `INSERT INTO data_resources (operator_id, resource_type, resource_id, last_modified, attribute_names) VALUES `
+	upsertResourcesSet  = ` ON CONFLICT (resource_type, resource_id) DO UPDATE SET `
+	upsertResourcesTail = `last_modified = CASE WHEN excluded.last_modified > data_resources.last_modified
 			THEN excluded.last_modified ELSE data_resources.last_modified END
 		WHERE data_resources.operator_id = excluded.operator_id`
-	upsertResourceAttrs = upsertResourceHead + `attribute_names = CASE WHEN excluded.last_modified >= data_resources.last_modified
-			THEN excluded.attribute_names ELSE data_resources.attribute_names END, ` + upsertResourceTail
-	upsertResource = upsertResourceHead + upsertResourceTail
+	upsertResourcesAttrs = `attribute_names = CASE WHEN excluded.last_modified >= data_resources.last_modified
+			THEN excluded.attribute_names ELSE data_resources.attribute_names END, `
 )
 
-func (d *Data) upsertResource(ctx context.Context, tx *sql.Tx, p *pending) error {
-	st, attrs := d.stmts.upsert, p.attrs
-	if attrs != nil {
-		st = d.stmts.upsertAttrs
-	} else {
-		attrs = []string{}
+// upsertResources updates data_resources from each resource's newest
+// entry of a batch: one statement for entries with attributes, one for
+// those without. Rows go in key order, so nodes writing the same
+// resources lock them in the same order.
+func upsertResources(ctx context.Context, tx *sql.Tx, latest map[resourceID]*pending) error {
+	ps := make([]*pending, 0, len(latest))
+	for _, p := range latest {
+		ps = append(ps, p)
 	}
-	b, _ := json.Marshal(attrs)
-	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, p.op, p.rtype, p.rid, p.t, string(b))
-	return err
+	slices.SortFunc(ps, func(a, b *pending) int { return cmp.Or(cmp.Compare(a.rtype, b.rtype), cmp.Compare(a.rid, b.rid)) })
+	for _, withAttrs := range []bool{true, false} {
+		var args []any
+		for _, p := range ps {
+			if (p.attrs != nil) != withAttrs {
+				continue
+			}
+			attrs := p.attrs
+			if attrs == nil {
+				attrs = []string{}
+			}
+			b, _ := json.Marshal(attrs)
+			args = append(args, p.op, p.rtype, p.rid, p.t, string(b))
+		}
+		if len(args) == 0 {
+			continue
+		}
+		q := upsertResourcesHead + valuesList(len(args)/5, 5) + upsertResourcesSet
+		if withAttrs {
+			q += upsertResourcesAttrs
+		}
+		if _, err := tx.ExecContext(ctx, q+upsertResourcesTail, args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Subject is the bus subject of a resource's entries:

@@ -2,12 +2,14 @@ package harvest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,13 +62,70 @@ func parseObject(content []byte) (keys []string, points []point) {
 // rollupMS is the rollup period: one minute.
 const rollupMS = 60_000
 
-// addPoints adds an entry's numeric values to the per-minute rollups.
-func addPoints(ctx context.Context, rollups *sql.Stmt, rtype, rid string, t int64, pts []point) error {
+// rollupKey names one rollup row: a resource's key in one minute.
+type rollupKey struct {
+	rtype, rid, key string
+	start           int64
+}
+
+type rollupAgg struct {
+	sum, min, max float64
+	count         int64
+}
+
+// rollups sums entries' numeric values per rollup row in memory, so a
+// batch of entries updates each row once, all rows in a few statements.
+type rollups map[rollupKey]*rollupAgg
+
+// add adds an entry's numeric values.
+func (r rollups) add(rtype, rid string, t int64, pts []point) {
 	for _, pt := range pts {
-		if _, err := rollups.ExecContext(ctx, rtype, rid, pt.key, t-t%rollupMS, pt.value); err != nil {
+		k := rollupKey{rtype, rid, pt.key, t - t%rollupMS}
+		if a := r[k]; a != nil {
+			a.sum += pt.value
+			a.count++
+			a.min, a.max = min(a.min, pt.value), max(a.max, pt.value)
+		} else {
+			r[k] = &rollupAgg{sum: pt.value, min: pt.value, max: pt.value, count: 1}
+		}
+	}
+}
+
+const (
+	upsertRollups = `INSERT INTO data_rollups (resource_type, resource_id, key, start, sum, count, min, max) VALUES `
+	// rollupsTail adds to rows that exist.
+	upsertRollupsTail = ` ON CONFLICT (resource_type, resource_id, key, start) DO UPDATE SET sum = data_rollups.sum + excluded.sum,
+		count = data_rollups.count + excluded.count,
+		min = CASE WHEN excluded.min < data_rollups.min THEN excluded.min ELSE data_rollups.min END,
+		max = CASE WHEN excluded.max > data_rollups.max THEN excluded.max ELSE data_rollups.max END`
+	// rollupRowsPerStatement keeps a statement's parameters (8 a row)
+	// well under SQLite's and PostgreSQL's limits.
+	rollupRowsPerStatement = 1000
+)
+
+// flush adds what was summed to data_rollups and empties r. Rows go in key
+// order, so nodes writing the same rows lock them in the same order.
+func (r rollups) flush(ctx context.Context, tx *sql.Tx) error {
+	keys := make([]rollupKey, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.rtype, b.rtype), cmp.Compare(a.rid, b.rid), cmp.Compare(a.key, b.key), cmp.Compare(a.start, b.start))
+	})
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), rollupRowsPerStatement)]
+		keys = keys[len(chunk):]
+		args := make([]any, 0, 8*len(chunk))
+		for _, k := range chunk {
+			a := r[k]
+			args = append(args, k.rtype, k.rid, k.key, k.start, a.sum, a.count, a.min, a.max)
+		}
+		if _, err := tx.ExecContext(ctx, upsertRollups+valuesList(len(chunk), 8)+upsertRollupsTail, args...); err != nil {
 			return err
 		}
 	}
+	clear(r)
 	return nil
 }
 
@@ -101,14 +160,11 @@ func (d *Data) recomputeRollup(tx *sql.Tx, rtype, rid string, t int64) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	st := tx.Stmt(d.stmts.rollup)
-	defer st.Close()
+	acc := rollups{}
 	for _, e := range es {
-		if err := addPoints(context.Background(), st, rtype, rid, e.t, e.pts); err != nil {
-			return err
-		}
+		acc.add(rtype, rid, e.t, e.pts)
 	}
-	return nil
+	return acc.flush(context.Background(), tx)
 }
 
 // Bucket is one time bucket of a series.
@@ -313,8 +369,7 @@ func (d *Data) backfillPoints(ctx context.Context) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // done before
 		}
-		rollups := tx.StmtContext(ctx, d.stmts.rollup)
-		defer rollups.Close()
+		acc := rollups{}
 		var after struct {
 			rtype, rid string
 			t          int64
@@ -350,9 +405,10 @@ func (d *Data) backfillPoints(ctx context.Context) error {
 				return nil
 			}
 			for _, e := range batch {
-				if err := addPoints(ctx, rollups, e.rtype, e.rid, e.t, e.pts); err != nil {
-					return err
-				}
+				acc.add(e.rtype, e.rid, e.t, e.pts)
+			}
+			if err := acc.flush(ctx, tx); err != nil {
+				return err
 			}
 			last := batch[len(batch)-1]
 			after.rtype, after.rid, after.t = last.rtype, last.rid, last.t

@@ -3,6 +3,8 @@ package harvest_test
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,5 +169,112 @@ func TestSeriesRollups(t *testing.T) {
 	}
 	if b := query(); b[0].Count != 5 || b[0].Max != 4 || b[0].Avg != 2 {
 		t.Errorf("after deleting v=5: %+v", b[0])
+	}
+}
+
+// Entries written together (one transaction, many rows per statement)
+// roll up as if written one by one: concurrent writers on two resources,
+// colliding times that must move on, several keys per entry.
+func TestBatchedWritesRollUp(t *testing.T) {
+	ts := servertest.Start(t)
+	base := int64(1_700_000_100_000) // a whole minute
+	const each = 120
+	type want struct {
+		sum, min, max float64
+		count         int
+	}
+	wants := map[string]map[string]*want{"d-a": {}, "d-b": {}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for _, dev := range []string{"d-a", "d-b"} {
+		for i := range each {
+			v, w := float64(i)*1.5, -float64(i)
+			content := fmt.Sprintf(`{"v": %g}`, v)
+			if i%2 == 0 {
+				content = fmt.Sprintf(`{"v": %g, "w": %g}`, v, w)
+			}
+			for key, x := range map[string]float64{"v": v, "w": w} {
+				if key == "w" && i%2 != 0 {
+					continue
+				}
+				s := wants[dev][key]
+				if s == nil {
+					s = &want{min: x, max: x}
+					wants[dev][key] = s
+				}
+				s.sum += x
+				s.count++
+				s.min, s.max = math.Min(s.min, x), math.Max(s.max, x)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Seven times for 120 entries: most collide and move on.
+				if _, err := ts.Data.Put(t.Context(), ts.OperatorID, "Device", dev, "application/json",
+					[]byte(content), time.UnixMilli(base+int64(i%7)*1000)); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for dev, keys := range wants {
+		var res harvest.SeriesResult
+		r := ts.Root.Do("GET", fmt.Sprintf("/v1/data/Device/%s/series?keys=v,w&from=%d&to=%d&buckets=1", dev, base, base+60_000), nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		r.JSON(&res)
+		for _, s := range res.Series {
+			w := keys[s.Key]
+			if len(s.Buckets) != 1 {
+				t.Fatalf("%s %s: %+v", dev, s.Key, s.Buckets)
+			}
+			b := s.Buckets[0]
+			if b.Count != int64(w.count) || b.Min != w.min || b.Max != w.max || math.Abs(b.Avg-w.sum/float64(w.count)) > 1e-9 {
+				t.Errorf("%s %s: got %+v, want count %d min %g max %g avg %g", dev, s.Key, b, w.count, w.min, w.max, w.sum/float64(w.count))
+			}
+		}
+		if len(res.Series) != 2 {
+			t.Errorf("%s: %d series", dev, len(res.Series))
+		}
+		// Each entry stored once, at distinct times.
+		var times []int64
+		rows, err := ts.DB.Query(`SELECT time FROM data_entries WHERE resource_type = 'Device' AND resource_id = $1`, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var tm int64
+			_ = rows.Scan(&tm)
+			times = append(times, tm)
+		}
+		rows.Close()
+		slices.Sort(times)
+		if len(times) != each || len(slices.Compact(times)) != each {
+			t.Errorf("%s: %d entries stored", dev, len(times))
+		}
+		var last int64
+		if err := ts.DB.QueryRow(`SELECT last_modified FROM data_resources WHERE resource_type = 'Device' AND resource_id = $1`, dev).Scan(&last); err != nil || last != times[len(times)-1] {
+			t.Errorf("%s: last_modified %d, newest entry %d (%v)", dev, last, times[len(times)-1], err)
+		}
+	}
+	// The point of the test: transactions that held several entries.
+	mfs, err := ts.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "nagare_harvest_batch_entries" {
+			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() >= 2*each {
+				t.Errorf("%d transactions for %d entries: no batch had several entries", h.GetSampleCount(), 2*each)
+			} else {
+				t.Logf("%d entries in %d transactions", 2*each, h.GetSampleCount())
+			}
+		}
 	}
 }
