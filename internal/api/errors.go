@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Error is an API error with an HTTP status and a SORACOM-style code
@@ -20,6 +22,8 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -45,6 +49,7 @@ const (
 	CodeDeviceSecret    = "DEV0001"
 	CodeInternal        = "INT0001"
 	CodeUnavailable     = "UNA0001"
+	CodeTooManyRequests = "LIM0001" // a rate limit or login throttle: see Retry-After
 )
 
 // Common constructors.
@@ -91,6 +96,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 			ae = Errorf(http.StatusInternalServerError, CodeInternal, "internal error")
 		}
+	}
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter/time.Second)))
 	}
 	WriteJSON(w, ae.Status, ae)
 }

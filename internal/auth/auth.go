@@ -34,11 +34,12 @@ type Service struct {
 	tokenTimeout time.Duration
 	now          func() time.Time
 	policies     policyCache
+	throttle     *loginThrottle
 }
 
 // New creates the auth service. tokenTimeout is the default token life.
 func New(db *store.DB, tokenTimeout time.Duration) *Service {
-	return &Service{db: db, tokenTimeout: tokenTimeout, now: time.Now}
+	return &Service{db: db, tokenTimeout: tokenTimeout, now: time.Now, throttle: newLoginThrottle()}
 }
 
 // SetClock replaces the clock (tests of token expiry).

@@ -72,3 +72,33 @@ func TestRootPasswordLogin(t *testing.T) {
 		t.Fatalf("wrong password: %d", res.Status)
 	}
 }
+
+// Failed logins slow down further tries of the account: after five misses
+// even the right key waits (429 with Retry-After), then works, and a
+// success starts the count again.
+func TestLoginThrottled(t *testing.T) {
+	ts := servertest.Start(t)
+	anon := ts.Anon()
+	wrong := map[string]any{"authKeyId": servertest.RootKeyID, "authKey": "secret-wrong"}
+	right := map[string]any{"authKeyId": servertest.RootKeyID, "authKey": servertest.RootKey}
+	for i := range 5 {
+		if res := anon.Do("POST", "/v1/auth", wrong); res.Status != 401 {
+			t.Fatalf("miss %d: %d %s", i+1, res.Status, res.Body)
+		}
+	}
+	res := anon.Do("POST", "/v1/auth", right)
+	if res.Status != 429 || res.ErrorCode() != "LIM0001" || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("after five misses: %d %s Retry-After %q", res.Status, res.Body, res.Header.Get("Retry-After"))
+	}
+	// Another account is not held up.
+	if res := anon.Do("POST", "/v1/auth", map[string]any{"authKeyId": "keyId-other", "authKey": "secret-x"}); res.Status != 401 {
+		t.Fatalf("other account: %d %s", res.Status, res.Body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if res := anon.Do("POST", "/v1/auth", right); res.Status != 200 {
+		t.Fatalf("after the wait: %d %s", res.Status, res.Body)
+	}
+	if res := anon.Do("POST", "/v1/auth", wrong); res.Status != 401 {
+		t.Fatalf("a miss after a success: %d %s", res.Status, res.Body)
+	}
+}

@@ -76,11 +76,20 @@ type PublicView struct {
 	Panels  []*PublicPanel  `json:"panels"`
 }
 
+// Public pages are served to anyone: each client address gets
+// publicRate requests a second (publicBurst at once), so nobody can keep
+// the database busy scanning entries for pages.
+const (
+	publicRate  = 10
+	publicBurst = 30
+)
+
 func (s *Service) registerPublic(rt *api.Router) {
+	limit := api.NewLimiter(publicRate, publicBurst)
 	rt.Handle(api.Op{Name: "Dashboard:getPublicDashboard", Method: "GET", Path: "/v1/public/dashboards/{operator}/{name}", Auth: api.AuthNone,
-		Summary: "A public dashboard (public: true) with its panels' entries, without login; its params as query parameters", Handler: s.getPublic})
+		Summary: "A public dashboard (public: true) with its panels' entries, without login; its params as query parameters", Handler: limit.Wrap(s.getPublic)})
 	rt.Handle(api.Op{Name: "Dashboard:getPublicDashboardImage", Method: "GET", Path: "/v1/public/dashboards/{operator}/{name}/image", Auth: api.AuthNone,
-		Summary: "The Files image of a public dashboard panel's newest matching entry (?panel=N, default the first panel with an image; params as query parameters)", Handler: s.getPublicImage})
+		Summary: "The Files image of a public dashboard panel's newest matching entry (?panel=N, default the first panel with an image; params as query parameters)", Handler: limit.Wrap(s.getPublicImage)})
 }
 
 // publicDashboard loads a public dashboard and the page's parameters.
