@@ -237,7 +237,7 @@ func (e *Engine) syncTimers(ctx context.Context, op, name string) error {
 				continue
 			}
 			subject := prefix + ch.Name + "." + strconv.Itoa(i)
-			body, _ := json.Marshal(&envelope{Op: op, App: name, Channel: ch.Name, Source: "timer", Payload: src.Config["payload"], Timer: subject})
+			body, _ := json.Marshal(&envelope{Op: op, App: name, Channel: ch.Name, Source: "timer", Payload: src.Config["payload"], Timer: subject, Gen: la.gen()})
 			opts := []jetstream.PublishOpt{jetstream.WithScheduleTarget(subjIn + op + "." + name + "." + ch.Name)}
 			if d, ok := src.Config["interval"].(time.Duration); ok {
 				opts = append(opts, jetstream.WithScheduleEvery(d))

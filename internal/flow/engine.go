@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,6 +128,20 @@ type loadedApp struct {
 	channels   map[string]*Channel
 	actions    map[string]*compiledAction
 }
+
+// gen names this incarnation of the app: it stays through updates and
+// changes when the app is deleted and created again (a new hook salt), so
+// work left over from the deleted app (a delayed output, a step in
+// flight) is not run by its namesake. Derived, not the salt itself: the
+// salt keys the webhook URLs.
+func (la *loadedApp) gen() string {
+	h := sha256.Sum256([]byte("gen\x00" + la.HookSalt))
+	return hex.EncodeToString(h[:6])
+}
+
+// current reports whether work stamped with gen belongs to this app's
+// incarnation (work from before stamping carries none, and is taken).
+func (la *loadedApp) current(gen string) bool { return gen == "" || gen == la.gen() }
 
 type compiledAction struct {
 	*Action
@@ -336,6 +351,9 @@ type envelope struct {
 	// Key is set on a keyed timer (an output with a key, see timers.go):
 	// it is scheduled on a subject named by the key.
 	Key string `json:"key,omitempty"`
+	// Gen is the app incarnation the work belongs to (loadedApp.gen):
+	// stamped on a run's first event, inherited by everything after it.
+	Gen string `json:"gen,omitempty"`
 }
 
 // origin is the source event of a run, visible to every step as `event`.
@@ -379,6 +397,11 @@ var ErrTooLarge = errors.New("payload too large")
 
 // publishEvent sends an event to its channel, immediately or after delay.
 func (e *Engine) publishEvent(ctx context.Context, ev *envelope, delay time.Duration) error {
+	if ev.Gen == "" { // a source event: it belongs to the app as it is now
+		if la := e.app(ev.Op, ev.App); la != nil {
+			ev.Gen = la.gen()
+		}
+	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err

@@ -74,7 +74,7 @@ func (e *Engine) handleEvent(ctx context.Context, m jetstream.Msg) {
 		ch = la.channels[ev.Channel]
 	}
 	switch {
-	case la == nil || !la.Enabled || ch == nil:
+	case la == nil || !la.Enabled || ch == nil || !la.current(ev.Gen):
 		if ev.Run == ev.ID {
 			_ = m.Ack() // nothing started: nothing to record
 			return
@@ -151,7 +151,7 @@ func (e *Engine) handleAction(ctx context.Context, m jetstream.Msg) {
 		Hop: ev.Hop, Input: ev.Payload, Started: e.now()}
 	la := e.app(ev.Op, ev.App)
 	var ca *compiledAction
-	if la != nil && la.Enabled {
+	if la != nil && la.Enabled && la.current(ev.Gen) {
 		ca = la.actions[ev.Action]
 	}
 	if ca == nil {
@@ -373,7 +373,7 @@ func (e *Engine) outputs(ev *envelope, ca *compiledAction, o *Output, tag string
 			id = childID(ev.ID, ca.Name, tag, strconv.Itoa(i))
 		}
 		outs = append(outs, &envelope{
-			ID: id, Run: ev.Run, Op: ev.Op, App: ev.App, Channel: o.Channel,
+			ID: id, Run: ev.Run, Op: ev.Op, App: ev.App, Channel: o.Channel, Gen: ev.Gen,
 			Hop: ev.Hop + 1, Source: ev.Source, Time: e.now().UnixMilli(), Payload: v,
 			Context: outContext(ev.Channel, ca.Name, tag),
 			Event:   root,

@@ -152,3 +152,60 @@ func TestKeyedTimerValidation(t *testing.T) {
 		}
 	}
 }
+
+const delayedApp = `
+name: later
+channels:
+  press:
+    actions:
+      - name: wait
+        republish: {}
+        output: {channel: done, delay: 2s}
+  done:
+    actions:
+      - name: hit
+        webhook: {url: "SINK/done"}
+`
+
+// An unkeyed delayed output belongs to the app that made it: an update of
+// the app keeps it, but once the app is deleted, an app created again
+// under the same name does not run it.
+func TestDelayedOutputOfDeletedApp(t *testing.T) {
+	out := newSink(t)
+	ts := startFlow(t)
+	app := strings.ReplaceAll(delayedApp, "SINK", out.srv.URL)
+	apply(t, ts, app)
+	send := func(n int) {
+		t.Helper()
+		if res := ts.Root.Do("POST", "/v1/flux/apps/later/channels/press/messages", map[string]any{"n": n}); res.Status/100 != 2 {
+			t.Fatalf("send %d: %d %s", n, res.Status, res.Body)
+		}
+	}
+	ns := func() []string {
+		var got []string
+		for _, b := range out.got() {
+			got = append(got, jsonOf(b["n"]))
+		}
+		return got
+	}
+	// Updated while the output waits: it still runs.
+	send(1)
+	time.Sleep(500 * time.Millisecond)
+	apply(t, ts, strings.Replace(app, "name: hit", "name: hit2", 1))
+	waitFor(t, func() bool { return len(out.got()) >= 1 })
+
+	// Deleted and created again while the output waits: it does not run.
+	send(2)
+	time.Sleep(500 * time.Millisecond)
+	if res := ts.Root.Do("DELETE", "/v1/flux/apps/later", nil); res.Status != 204 {
+		t.Fatalf("delete: %d %s", res.Status, res.Body)
+	}
+	apply(t, ts, app)
+	time.Sleep(3 * time.Second) // n=2 was due by now
+	send(3)
+	waitFor(t, func() bool { return len(out.got()) >= 2 })
+	time.Sleep(500 * time.Millisecond)
+	if got := ns(); len(got) != 2 || got[0] != "1" || got[1] != "3" {
+		t.Fatalf("the sink got n = %v; want 1 (kept across an update) and 3 (the new app's own), not 2 (the deleted app's)", got)
+	}
+}
