@@ -124,3 +124,24 @@ func TestRegistryDoc(t *testing.T) {
 	}()
 	RegisterAction(Spec{Kind: "webhook"})
 }
+
+func TestWithEnabled(t *testing.T) {
+	cases := []struct {
+		name, src string
+		enabled   bool
+		want      string
+	}{
+		{"replaces the line, keeps the comment", "name: a\nenabled: true # on\nchannels: {}\n", false, "name: a\nenabled: false # on\nchannels: {}\n"},
+		{"adds one after name when disabling", "# my app\nname: a\nchannels: {}\n", false, "# my app\nname: a\nenabled: false\nchannels: {}\n"},
+		{"absent already means enabled", "name: a\nchannels: {}\n", true, "name: a\nchannels: {}\n"},
+		{"enables", "name: a\nenabled: false\nchannels: {}\n", true, "name: a\nenabled: true\nchannels: {}\n"},
+		{"nested enabled keys are not touched", "name: a\nchannels:\n  c:\n    enabled: true\n", false, "name: a\nenabled: false\nchannels:\n  c:\n    enabled: true\n"},
+		{"JSON stays as it is", `{"name": "a", "channels": {}}`, false, `{"name": "a", "channels": {}}`},
+		{"an edit that would not parse is not made", "name: a\nenabled:\n  true\nchannels: {}\n", false, "name: a\nenabled:\n  true\nchannels: {}\n"},
+	}
+	for _, c := range cases {
+		if got := withEnabled(c.src, c.enabled); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nagare-iot/nagare/internal/api"
 	"github.com/nagare-iot/nagare/internal/auth"
@@ -104,15 +106,54 @@ func (e *Engine) Put(ctx context.Context, op string, app *App, replace bool) (cr
 
 // SetEnabled enables or disables an app.
 func (e *Engine) SetEnabled(ctx context.Context, op, name string, enabled bool) error {
-	res, err := e.db.ExecContext(ctx, `UPDATE flux_apps SET enabled = $1, version = version + 1, updated_at = $2 WHERE operator_id = $3 AND name = $4`,
-		boolInt(enabled), e.now().UnixMilli(), op, name)
+	err := e.db.Tx(ctx, func(tx *sql.Tx) error {
+		var source string
+		switch err := tx.QueryRowContext(ctx, `SELECT source FROM flux_apps WHERE operator_id = $1 AND name = $2`, op, name).Scan(&source); {
+		case errors.Is(err, sql.ErrNoRows):
+			return errNoApp(name)
+		case err != nil:
+			return err
+		}
+		// The stored file says the same, so what GET …?format=yaml gives
+		// back applies to the same state.
+		_, err := tx.ExecContext(ctx, `UPDATE flux_apps SET enabled = $1, source = $2, version = version + 1, updated_at = $3 WHERE operator_id = $4 AND name = $5`,
+			boolInt(enabled), withEnabled(source, enabled), e.now().UnixMilli(), op, name)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNoApp(name)
-	}
 	return e.changed(ctx, op, name)
+}
+
+var (
+	topEnabled = regexp.MustCompile(`(?m)^enabled:[ \t]*[^\s#]*`)
+	topName    = regexp.MustCompile(`(?m)^name:.*$`)
+)
+
+// withEnabled sets the top-level enabled key of an app's YAML source,
+// editing that one line (or adding one after name: when disabling), so
+// comments and layout stay as written. A source it cannot edit that way
+// (JSON, flow style, an odd layout) is returned as it is: the state is
+// kept apart anyway.
+func withEnabled(source string, enabled bool) string {
+	v := "enabled: " + strconv.FormatBool(enabled)
+	edited := source
+	switch loc := topName.FindStringIndex(source); {
+	case topEnabled.MatchString(source):
+		edited = topEnabled.ReplaceAllLiteralString(source, v)
+	case enabled: // absent means enabled
+	case loc != nil:
+		edited = source[:loc[1]] + "\n" + v + source[loc[1]:]
+	}
+	if edited == source {
+		return source
+	}
+	var top struct{ Enabled *bool }
+	if err := yaml.Unmarshal([]byte(edited), &top); err != nil || top.Enabled == nil || *top.Enabled != enabled {
+		return source
+	}
+	return edited
 }
 
 // Delete removes an app; its run history stays until pruned.

@@ -393,6 +393,17 @@ func TestAppLifecycle(t *testing.T) {
 	if res := ts.Root.Do("POST", "/v1/flux/apps/life/channels/in/messages", map[string]any{}); res.Status != 409 {
 		t.Errorf("message to a disabled app: %d", res.Status)
 	}
+	// The file as stored says so too: applied again, it stays disabled.
+	yml := ts.Root.Do("GET", "/v1/flux/apps/life?format=yaml", nil)
+	if !strings.Contains(string(yml.Body), "\nenabled: false\n") {
+		t.Errorf("YAML of a disabled app:\n%s", yml.Body)
+	}
+	if res := ts.Root.Do("PUT", "/v1/flux/apps/life", yml.Body, "Content-Type", "application/yaml"); res.Status != 200 {
+		t.Fatalf("re-apply: %d %s", res.Status, res.Body)
+	}
+	if res := ts.Root.Do("POST", "/v1/flux/apps/life/channels/in/messages", map[string]any{}); res.Status != 409 {
+		t.Errorf("message after re-applying the disabled app's file: %d", res.Status)
+	}
 	ts.Root.Do("POST", "/v1/flux/apps/life/enable", nil)
 	if res := ts.Root.Do("POST", "/v1/flux/apps/life/channels/in/messages", map[string]any{"a": 1}); res.Status != 202 {
 		t.Errorf("message: %d %s", res.Status, res.Body)
