@@ -35,7 +35,9 @@ simulated RTSP camera streaming real footage (Debian's vtest.avi, through
 ffmpeg), simulated call buttons and LINE guests, timers every -period, and
 an outbox standing in for Slack and LINE (console → Dashboards →
 demo-outbox). Nothing leaves the machine. It prints the URLs and a login.
-Without --data it uses a fresh temporary data directory.
+Without --data it uses a fresh temporary data directory; with the --data of
+an earlier demo it carries on where that one stopped (nothing is set up
+twice; the camera and the outbox are pointed at this run's ports).
 
 Takes every nagare serve flag too.
 

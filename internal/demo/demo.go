@@ -212,6 +212,40 @@ func (d *demo) call(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
+// upsert creates something with POST, or, when it exists (a --data
+// directory an earlier demo set up), replaces it with PUT: what it names,
+// such as this run's outbox URL or camera port, must be current.
+func (d *demo) upsert(ctx context.Context, create string, createBody any, update string, updateBody any) error {
+	err := d.api.JSON(ctx, "POST", create, createBody, nil)
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		if err = d.api.JSON(ctx, "PUT", update, updateBody, nil); err != nil {
+			return fmt.Errorf("PUT %s: %w", update, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", create, err)
+	}
+	return nil
+}
+
+// credential creates or replaces a credential.
+func (d *demo) credential(ctx context.Context, id string, body any) error {
+	return d.upsert(ctx, "/v1/credentials/"+id, body, "/v1/credentials/"+id, body)
+}
+
+// tagged returns the ID (field idField) of the first group or device
+// (kind "groups", "devices") whose tag name is value, or "".
+func (d *demo) tagged(ctx context.Context, kind, idField, value string) (string, error) {
+	var found []map[string]any
+	if err := d.call(ctx, "GET", "/v1/"+kind+"?tag_name=name&tag_value="+value, nil, &found); err != nil || len(found) == 0 {
+		return "", err
+	}
+	id, _ := found[0][idField].(string)
+	return id, nil
+}
+
 // apply applies an example file after textual edits (shortened timers,
 // IDs created by the demo), pairs of old, new.
 func (d *demo) apply(ctx context.Context, file string, edits ...string) error {
@@ -318,8 +352,9 @@ func (d *demo) bot(ctx context.Context, name string, ops []string, camera string
 }
 
 func (d *demo) setupCrowding(ctx context.Context) error {
-	if err := d.call(ctx, "POST", "/v1/sora_cam/devices", map[string]any{"deviceId": cameraID, "name": "Office seats (simulated)",
-		"rtspUrl": d.camURL, "recording": true}, nil); err != nil {
+	cam := map[string]any{"name": "Office seats (simulated)", "rtspUrl": d.camURL, "recording": true}
+	if err := d.upsert(ctx, "/v1/sora_cam/devices", map[string]any{"deviceId": cameraID, "name": cam["name"], "rtspUrl": d.camURL, "recording": true},
+		"/v1/sora_cam/devices/"+cameraID, cam); err != nil {
 		return err
 	}
 	if err := d.bot(ctx, "crowding-bot", []string{"SoraCam:exportSoraCamDeviceRecordedImage", "SoraCam:getSoraCamDeviceExportedImage"}, cameraID); err != nil {
@@ -358,8 +393,8 @@ func (d *demo) setupRTSPSnapshot(ctx context.Context) error {
 	if err := d.call(ctx, "POST", "/v1/sims", map[string]any{"simId": simID, "name": "rtsp-snapshot camera", "ipAddress": host}, nil); err != nil {
 		return err
 	}
-	if err := d.call(ctx, "POST", "/v1/credentials/credential-id", map[string]any{"type": "psk",
-		"description": "RTSP password (examples/rtsp-snapshot)", "credentials": map[string]string{"key": simCamPassword}}, nil); err != nil {
+	if err := d.credential(ctx, "credential-id", map[string]any{"type": "psk",
+		"description": "RTSP password (examples/rtsp-snapshot)", "credentials": map[string]string{"key": simCamPassword}}); err != nil {
 		return err
 	}
 	// The seed's third request, every period: snapshots pile up in Files.
@@ -385,16 +420,31 @@ func (d *demo) setupRTSPSnapshot(ctx context.Context) error {
 // --- seed 003: call button -------------------------------------------------
 
 func (d *demo) setupCallButton(ctx context.Context) error {
+	// A --data directory an earlier demo set up has the group and the
+	// button already: the button gets a new secret (shown only once).
 	var group struct{ GroupID string }
-	if err := d.call(ctx, "POST", "/v1/groups", map[string]any{"tags": map[string]string{"name": "call-buttons"},
-		"configuration": map[string]any{"SoracomHarvest": map[string]any{"enabled": true}}}, &group); err != nil {
+	var err error
+	if group.GroupID, err = d.tagged(ctx, "groups", "groupId", "call-buttons"); err != nil {
 		return err
+	}
+	if group.GroupID == "" {
+		if err := d.call(ctx, "POST", "/v1/groups", map[string]any{"tags": map[string]string{"name": "call-buttons"},
+			"configuration": map[string]any{"SoracomHarvest": map[string]any{"enabled": true}}}, &group); err != nil {
+			return err
+		}
 	}
 	var dev struct {
 		DeviceID     string `json:"device_id"`
 		DeviceSecret string `json:"deviceSecret"`
 	}
-	if err := d.call(ctx, "POST", "/v1/devices", map[string]any{"tags": map[string]string{"name": "booth-1"}}, &dev); err != nil {
+	if dev.DeviceID, err = d.tagged(ctx, "devices", "device_id", "booth-1"); err != nil {
+		return err
+	}
+	if dev.DeviceID == "" {
+		if err := d.call(ctx, "POST", "/v1/devices", map[string]any{"tags": map[string]string{"name": "booth-1"}}, &dev); err != nil {
+			return err
+		}
+	} else if err := d.call(ctx, "POST", "/v1/devices/"+dev.DeviceID+"/secret", nil, &dev); err != nil {
 		return err
 	}
 	if err := d.call(ctx, "POST", "/v1/devices/"+dev.DeviceID+"/set_group", map[string]any{"groupId": group.GroupID}, nil); err != nil {
@@ -405,7 +455,7 @@ func (d *demo) setupCallButton(ctx context.Context) error {
 		"call-button-slack-token": map[string]any{"type": "api-token-credentials", "credentials": map[string]string{"token": slackToken}},
 	}
 	for id, c := range creds {
-		if err := d.call(ctx, "POST", "/v1/credentials/"+id, c, nil); err != nil {
+		if err := d.credential(ctx, id, c); err != nil {
 			return err
 		}
 	}
@@ -471,8 +521,8 @@ var guests = []struct{ id, name string }{
 }
 
 func (d *demo) setupHappiness(ctx context.Context) error {
-	if err := d.call(ctx, "POST", "/v1/credentials/happiness-line", map[string]any{"type": "line-channel",
-		"credentials": map[string]string{"channelSecret": lineSecret, "channelAccessToken": lineToken}}, nil); err != nil {
+	if err := d.credential(ctx, "happiness-line", map[string]any{"type": "line-channel",
+		"credentials": map[string]string{"channelSecret": lineSecret, "channelAccessToken": lineToken}}); err != nil {
 		return err
 	}
 	for _, f := range []string{"happiness-bot/app.yaml", "happiness-bot/board.yaml", "happiness-bot/result.yaml"} {
