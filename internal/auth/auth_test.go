@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -79,6 +80,11 @@ func TestRootPasswordLogin(t *testing.T) {
 func TestLoginThrottled(t *testing.T) {
 	ts := servertest.Start(t)
 	anon := ts.Anon()
+	// A clock the test moves: a slow machine must not make the wait pass.
+	var mu sync.Mutex
+	now := time.Now()
+	ts.Auth.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	defer ts.Auth.SetClock(time.Now)
 	wrong := map[string]any{"authKeyId": servertest.RootKeyID, "authKey": "secret-wrong"}
 	right := map[string]any{"authKeyId": servertest.RootKeyID, "authKey": servertest.RootKey}
 	for i := range 5 {
@@ -94,7 +100,9 @@ func TestLoginThrottled(t *testing.T) {
 	if res := anon.Do("POST", "/v1/auth", map[string]any{"authKeyId": "keyId-other", "authKey": "secret-x"}); res.Status != 401 {
 		t.Fatalf("other account: %d %s", res.Status, res.Body)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	mu.Lock()
+	now = now.Add(1100 * time.Millisecond)
+	mu.Unlock()
 	if res := anon.Do("POST", "/v1/auth", right); res.Status != 200 {
 		t.Fatalf("after the wait: %d %s", res.Status, res.Body)
 	}
