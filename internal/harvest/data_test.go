@@ -651,17 +651,19 @@ func outboxRows(t testing.TB, ts *servertest.TS) int {
 	return n
 }
 
-// waitOutbox waits up to 20 s for the outbox to hold n rows, and checks
-// that the backlog gauge agrees.
+// waitOutbox waits up to 20 s for the outbox to hold n rows and the
+// backlog gauge to agree. (The relay deletes rows, then lowers the gauge:
+// right after the delete the two may differ for a moment.)
 func waitOutbox(t testing.TB, ts *servertest.TS, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); outboxRows(t, ts) != n; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox holds %d rows, want %d", outboxRows(t, ts), n)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rows, gauge := outboxRows(t, ts), metric(t, ts, "nagare_harvest_outbox_entries")
+		if rows == n && gauge == float64(n) {
+			return
 		}
-	}
-	if g := metric(t, ts, "nagare_harvest_outbox_entries"); g != float64(n) {
-		t.Fatalf("outbox gauge %v, want %d", g, n)
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox holds %d rows and the gauge says %v; want %d", rows, gauge, n)
+		}
 	}
 }
 
