@@ -286,9 +286,6 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) 
 	return retryJS(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return b.JS.CreateOrUpdateKeyValue(ctx, cfg) })
 }
 
-// Replicas is the replication factor streams and buckets get.
-func (b *Bus) Replicas() int { return max(b.replicas, 1) }
-
 // retryJS retries a JetStream administration call while the cluster has
 // no meta leader or too few peers for the replicas asked.
 func retryJS[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {

@@ -98,14 +98,3 @@ func (s *Service) ownLoop(ctx context.Context) {
 		}
 	}
 }
-
-// Owned lists the cameras whose session runs on this node (op/device).
-func (s *Service) Owned() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.sessions))
-	for k := range s.sessions {
-		out = append(out, k)
-	}
-	return out
-}

@@ -2,7 +2,6 @@ package camera
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -79,8 +78,7 @@ func TestOneRecorderPerCamera(t *testing.T) {
 	if _, err := n1.create(t.Context(), core.OperatorID, &CameraInput{DeviceID: "C1", RTSPURL: &url, Recording: &rec}); err != nil {
 		t.Fatal(err)
 	}
-	key := core.OperatorID + "/C1"
-	runs := func(s *Service) bool { return slices.Contains(s.Owned(), key) }
+	runs := func(s *Service) bool { return s.session(core.OperatorID, "C1") != nil }
 	// n1 registered it and holds it; n2, which learns of it on its next
 	// round, must not start a second session.
 	deadline := time.Now().Add(3 * time.Second)

@@ -410,7 +410,7 @@ func (c *Config) validate() Errors {
 			add("node-name: every node of a cluster needs its own name (e.g. --node-name=n1)")
 		}
 	}
-	for _, r := range splitList(c.NATSRoutes) {
+	for _, r := range c.Routes() {
 		if u, err := url.Parse(r); err != nil || (u.Scheme != "nats-route" && u.Scheme != "nats") || u.Host == "" {
 			add("nats-routes: %q is not a nats-route://host:port URL", r)
 		}
@@ -584,6 +584,9 @@ func (c *Config) Replicas() int {
 	}
 	return 1
 }
+
+// Routes is nats-routes as a list.
+func (c *Config) Routes() []string { return splitList(c.NATSRoutes) }
 
 // splitList splits a comma-separated list, dropping empty items.
 func splitList(s string) []string {

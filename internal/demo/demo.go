@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -353,8 +354,9 @@ func (d *demo) bot(ctx context.Context, name string, ops []string, camera string
 
 func (d *demo) setupCrowding(ctx context.Context) error {
 	cam := map[string]any{"name": "Office seats (simulated)", "rtspUrl": d.camURL, "recording": true}
-	if err := d.upsert(ctx, "/v1/sora_cam/devices", map[string]any{"deviceId": cameraID, "name": cam["name"], "rtspUrl": d.camURL, "recording": true},
-		"/v1/sora_cam/devices/"+cameraID, cam); err != nil {
+	create := maps.Clone(cam)
+	create["deviceId"] = cameraID
+	if err := d.upsert(ctx, "/v1/sora_cam/devices", create, "/v1/sora_cam/devices/"+cameraID, cam); err != nil {
 		return err
 	}
 	if err := d.bot(ctx, "crowding-bot", []string{"SoraCam:exportSoraCamDeviceRecordedImage", "SoraCam:getSoraCamDeviceExportedImage"}, cameraID); err != nil {

@@ -242,7 +242,7 @@ func (e *Engine) reload(ctx context.Context, op, name string) error {
 	if err != nil {
 		return err
 	}
-	la.Enabled, la.Version, la.HookSalt = enabled == 1, version, salt
+	la.Enabled, la.Version, la.HookSalt, la.gen = enabled == 1, version, salt, appGen(salt)
 	la.Created, la.Updated = time.UnixMilli(created), time.UnixMilli(updated)
 	e.mu.Lock()
 	if old := e.apps[appKey(op, name)]; old == nil || old.Version <= la.Version {
@@ -278,7 +278,7 @@ func (e *Engine) syncTimers(ctx context.Context, op, name string) error {
 				continue
 			}
 			subject := prefix + ch.Name + "." + strconv.Itoa(i)
-			body, _ := json.Marshal(&envelope{Op: op, App: name, Channel: ch.Name, Source: "timer", Payload: src.Config["payload"], Timer: subject, Gen: la.gen()})
+			body, _ := json.Marshal(&envelope{Op: op, App: name, Channel: ch.Name, Source: "timer", Payload: src.Config["payload"], Timer: subject, Gen: la.gen})
 			opts := []jetstream.PublishOpt{jetstream.WithScheduleTarget(subjIn + op + "." + name + "." + ch.Name)}
 			if d, ok := src.Config["interval"].(time.Duration); ok {
 				opts = append(opts, jetstream.WithScheduleEvery(d))

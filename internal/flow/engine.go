@@ -127,21 +127,22 @@ type loadedApp struct {
 	Updated    time.Time
 	channels   map[string]*Channel
 	actions    map[string]*compiledAction
+	gen        string // appGen(HookSalt), computed when loaded
 }
 
-// gen names this incarnation of the app: it stays through updates and
+// appGen names an incarnation of an app: it stays through updates and
 // changes when the app is deleted and created again (a new hook salt), so
 // work left over from the deleted app (a delayed output, a step in
 // flight) is not run by its namesake. Derived, not the salt itself: the
 // salt keys the webhook URLs.
-func (la *loadedApp) gen() string {
-	h := sha256.Sum256([]byte("gen\x00" + la.HookSalt))
+func appGen(hookSalt string) string {
+	h := sha256.Sum256([]byte("gen\x00" + hookSalt))
 	return hex.EncodeToString(h[:6])
 }
 
 // current reports whether work stamped with gen belongs to this app's
 // incarnation (work from before stamping carries none, and is taken).
-func (la *loadedApp) current(gen string) bool { return gen == "" || gen == la.gen() }
+func (la *loadedApp) current(gen string) bool { return gen == "" || gen == la.gen }
 
 type compiledAction struct {
 	*Action
@@ -399,7 +400,7 @@ var ErrTooLarge = errors.New("payload too large")
 func (e *Engine) publishEvent(ctx context.Context, ev *envelope, delay time.Duration) error {
 	if ev.Gen == "" { // a source event: it belongs to the app as it is now
 		if la := e.app(ev.Op, ev.App); la != nil {
-			ev.Gen = la.gen()
+			ev.Gen = la.gen
 		}
 	}
 	body, err := json.Marshal(ev)

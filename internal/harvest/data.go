@@ -271,17 +271,23 @@ func (d *Data) SetMaxBacklog(n int64) {
 	d.mu.Unlock()
 }
 
+// unavailable is a 503 that asks the client to retry in a second.
+func unavailable(format string, args ...any) error {
+	e := api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, format, args...)
+	e.RetryAfter = time.Second
+	return e
+}
+
 // errBacklog is the 503 a publish gets while the bus is behind.
 func errBacklog(n int64) error {
-	return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
-		"Harvest Data is %d entries behind publishing to the message bus; retry in a second", n)
+	return unavailable("Harvest Data is %d entries behind publishing to the message bus; retry in a second", n)
 }
 
 func (d *Data) enqueue(ctx context.Context, p *pending) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
-		return api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "Harvest Data is shutting down; retry")
+		return unavailable("Harvest Data is shutting down; retry")
 	}
 	if n := d.backlog.Load(); n >= d.opts.MaxBacklog {
 		return errBacklog(n)
@@ -382,11 +388,7 @@ func (d *Data) handlePublish(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			return // the client is gone; the entry is still stored
 		}
-		var ae *api.Error
-		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		api.WriteError(w, r, err)
+		api.WriteError(w, r, err) // a 503 carries Retry-After
 		return
 	}
 	w.WriteHeader(http.StatusCreated)

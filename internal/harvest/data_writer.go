@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/nagare-iot/nagare/internal/api"
 )
 
 const (
@@ -207,8 +204,7 @@ func (d *Data) insert(ctx context.Context, tx *sql.Tx, batch []*pending) error {
 		}
 		for shift := 1; ; shift++ {
 			if shift > maxShifts {
-				p.err = api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable,
-					"%s %s already has entries at every millisecond near %d; retry later", p.rtype, p.rid, p.req)
+				p.err = unavailable("%s %s already has entries at every millisecond near %d; retry later", p.rtype, p.rid, p.req)
 				break
 			}
 			if p.t, err = nextFree(ctx, tx, p.rtype, p.rid, p.t); err != nil {

@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -177,18 +176,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 	_ = json.NewDecoder(res.Body).Decode(&c.session)
 	res.Body.Close()
 
-	// An idempotent sink: it counts each key once, and every delivery.
-	var mu sync.Mutex
-	seen, deliveries := map[string]int{}, 0
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b struct{ Key string }
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		mu.Lock()
-		seen[b.Key]++
-		deliveries++
-		mu.Unlock()
-	}))
-	defer sink.Close()
+	sink := newRelaySink(t)
 
 	// A device in a Harvest group, a flow forwarding its data and a timer.
 	var group struct{ GroupID string }
@@ -199,19 +187,7 @@ func TestClusterSurvivesNodeFailures(t *testing.T) {
 	}
 	c.api(n3, "POST", "/v1/devices", map[string]any{}, &dev)
 	c.api(n1, "POST", "/v1/devices/"+dev.DeviceID+"/set_group", map[string]any{"groupId": group.GroupID}, nil)
-	app := fmt.Sprintf(`name: relay
-channels:
-  data:
-    sources: [{device: {deviceId: %s}}]
-    actions:
-      - name: forward
-        webhook: {url: "%s/data", method: POST, body: {key: "seq-${payload.seq}"}}
-  tick:
-    sources: [{timer: {interval: 2s}}]
-    actions:
-      - name: beat
-        webhook: {url: "%s/tick", method: POST, body: {key: "tick-${context.timestamp}"}}
-`, dev.DeviceID, sink.URL, sink.URL)
+	app := relayApp(dev.DeviceID, sink.URL, 2*time.Second)
 	req, _ := http.NewRequest("PUT", "http://"+n1.http+"/v1/flux/apps/relay", strings.NewReader(app))
 	req.Header.Set("Content-Type", "application/yaml")
 	req.Header.Set("X-Soracom-API-Key", c.session.APIKey)
@@ -271,36 +247,7 @@ channels:
 	}
 
 	// Devices publish to every node, round robin, while nodes fail.
-	var accepted sync.Map
-	var next atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 3; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				seq := next.Add(1)
-				n := c.nodes[seq%3]
-				req, _ := http.NewRequest("POST", "http://"+n.http+"/v1/devices/"+dev.DeviceID+"/publish", strings.NewReader(fmt.Sprintf(`{"seq":%d}`, seq)))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-Device-Secret", dev.DeviceSecret)
-				if res, err := cl.Do(req); err == nil {
-					if res.StatusCode == 201 {
-						accepted.Store(seq, true)
-					}
-					res.Body.Close()
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}()
-	}
+	pub := startPublishing(3, 50*time.Millisecond, func(seq int64) string { return "http://" + c.nodes[seq%3].http }, dev.DeviceID, dev.DeviceSecret)
 	start := time.Now()
 	time.Sleep(3 * time.Second)
 
@@ -355,43 +302,14 @@ channels:
 	c.start(other)
 	c.ready(other, 150*time.Second)
 	time.Sleep(3 * time.Second)
-	close(stop)
-	wg.Wait()
+	want, _ := pub.finish()
 	elapsed := time.Since(start)
 
 	// Every accepted publish stored exactly once, readable on any node.
-	want := map[int64]bool{}
-	accepted.Range(func(k, _ any) bool { want[k.(int64)] = true; return true })
-	// All entries, page by page (oldest first).
-	readAll := func() map[int64]int {
-		got := map[int64]int{}
-		from := int64(0)
-		for {
-			var page []struct {
-				Time    int64
-				Content string
-			}
-			c.api(n3, "GET", fmt.Sprintf("/v1/data/Device/%s?limit=1000&sort=asc&from=%d", dev.DeviceID, from), nil, &page)
-			for _, e := range page {
-				var v struct{ Seq int64 }
-				_ = json.Unmarshal([]byte(e.Content), &v)
-				got[v.Seq]++
-				from = e.Time + 1
-			}
-			if len(page) < 1000 {
-				return got
-			}
-		}
+	readAll := func(want int) map[int64]int {
+		return storedSeqs(func(path string, out any) { c.api(n3, "GET", path, nil, out) }, dev.DeviceID, want)
 	}
-	var got map[int64]int
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		got = readAll()
-		if len(got) >= len(want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	got := readAll(len(want))
 	stored := 0
 	for _, n := range got {
 		stored += n
@@ -404,24 +322,8 @@ channels:
 	t.Logf("%d publishes accepted over %s while nodes failed; %d entries stored", len(want), elapsed.Round(time.Second), stored)
 
 	// Every flow event completed: each publish reached the sink.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		mu.Lock()
-		missing := 0
-		for seq := range want {
-			if seen[fmt.Sprintf("seq-%d", seq)] == 0 {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%d device events never reached the sink", missing)
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	if missing := sink.waitDelivered(want); missing > 0 {
+		t.Errorf("%d device events never reached the sink", missing)
 	}
 	var runs []struct{ Status, Error string }
 	c.api(n2, "GET", "/v1/flux/apps/relay/runs?limit=1000&status=failed", nil, &runs)
@@ -429,18 +331,7 @@ channels:
 		t.Errorf("%d failed runs, e.g. %s", len(runs), runs[0].Error)
 	}
 	// The timer fired once per period: no period twice.
-	mu.Lock()
-	ticks, dupTicks, redelivered := 0, 0, deliveries
-	for k, n := range seen {
-		if strings.HasPrefix(k, "tick-") {
-			ticks++
-			if n > 1 {
-				dupTicks++
-			}
-		}
-		redelivered -= 1
-	}
-	mu.Unlock()
+	ticks, dupTicks, redelivered := sink.ticks()
 	running := time.Since(applied)
 	if ticks == 0 || ticks > int(running/(2*time.Second))+1 || dupTicks > 0 {
 		t.Errorf("%d timer firings (%d twice) in %s at 2s", ticks, dupTicks, running.Round(time.Second))
@@ -520,7 +411,7 @@ channels:
 	}
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		got = readAll()
+		got = readAll(0)
 		complete := true
 		for i := range mqttCount {
 			if got[int64(mqttBase+i)] == 0 {

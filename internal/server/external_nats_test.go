@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -13,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,16 +135,7 @@ func TestExternalNATSCluster(t *testing.T) {
 		t.Errorf("%s has %d replicas; want 3", harvest.Stream, r)
 	}
 
-	var mu sync.Mutex
-	seen := map[string]int{}
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Key string }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		mu.Lock()
-		seen[body.Key]++
-		mu.Unlock()
-	}))
-	defer sink.Close()
+	sink := newRelaySink(t)
 
 	var group struct{ GroupID string }
 	a.Root.Do("POST", "/v1/groups", map[string]any{"configuration": map[string]any{"SoracomHarvest": map[string]any{"enabled": true}}}).JSON(&group)
@@ -159,58 +147,19 @@ func TestExternalNATSCluster(t *testing.T) {
 	if res := a.Root.Do("POST", "/v1/devices/"+dev.DeviceID+"/set_group", map[string]any{"groupId": group.GroupID}); res.Status != 200 {
 		t.Fatalf("set_group: %d %s", res.Status, res.Body)
 	}
-	app := fmt.Sprintf(`name: relay
-channels:
-  data:
-    sources: [{device: {deviceId: %s}}]
-    actions:
-      - name: forward
-        webhook: {url: "%s/data", method: POST, body: {key: "seq-${payload.seq}"}}
-  tick:
-    sources: [{timer: {interval: 1s}}]
-    actions:
-      - name: beat
-        webhook: {url: "%s/tick", method: POST, body: {key: "tick-${context.timestamp}"}}
-`, dev.DeviceID, sink.URL, sink.URL)
+	app := relayApp(dev.DeviceID, sink.URL, time.Second)
 	if res := b.Root.Do("PUT", "/v1/flux/apps/relay", app, "Content-Type", "application/yaml"); res.Status/100 != 2 {
 		t.Fatalf("apply: %d %s", res.Status, res.Body)
 	}
 	applied := time.Now()
 
 	// Publishes alternate between the nodes while a NATS server goes away.
-	var accepted sync.Map
-	var next atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				seq := next.Add(1)
-				ts := a
-				if seq%2 == 1 {
-					ts = b
-				}
-				req, _ := http.NewRequest("POST", ts.URL+"/v1/devices/"+dev.DeviceID+"/publish", strings.NewReader(fmt.Sprintf(`{"seq":%d}`, seq)))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-Device-Secret", dev.DeviceSecret)
-				if res, err := cl.Do(req); err == nil {
-					if res.StatusCode == 201 {
-						accepted.Store(seq, true)
-					}
-					res.Body.Close()
-				}
-				time.Sleep(40 * time.Millisecond)
-			}
-		}()
-	}
+	pub := startPublishing(2, 40*time.Millisecond, func(seq int64) string {
+		if seq%2 == 1 {
+			return b.URL
+		}
+		return a.URL
+	}, dev.DeviceID, dev.DeviceSecret)
 	time.Sleep(2 * time.Second)
 	gone := a.Bus.NC.ConnectedServerName()
 	var down *externalNATS
@@ -238,54 +187,14 @@ channels:
 	time.Sleep(3 * time.Second)
 	down.start(t)
 	time.Sleep(3 * time.Second)
-	close(stop)
-	wg.Wait()
-
-	want := map[int64]bool{}
-	accepted.Range(func(k, _ any) bool { want[k.(int64)] = true; return true })
-	var got map[int64]int
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		got = map[int64]int{}
-		for from := int64(0); ; {
-			var page []struct {
-				Time    int64
-				Content string
-			}
-			b.Root.Do("GET", fmt.Sprintf("/v1/data/Device/%s?limit=1000&sort=asc&from=%d", dev.DeviceID, from), nil).JSON(&page)
-			for _, e := range page {
-				var v struct{ Seq int64 }
-				_ = json.Unmarshal([]byte(e.Content), &v)
-				got[v.Seq]++
-				from = e.Time + 1
-			}
-			if len(page) < 1000 {
-				break
-			}
-		}
-		if len(got) >= len(want) || time.Now().After(deadline) {
-			break
-		}
-	}
+	want, tried := pub.finish()
+	got := storedSeqs(func(path string, out any) { b.Root.Do("GET", path, nil).JSON(out) }, dev.DeviceID, len(want))
 	for seq := range want {
 		if got[seq] != 1 {
 			t.Errorf("publish %d accepted, stored %d times", seq, got[seq])
 		}
 	}
-	missing := 0
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		mu.Lock()
-		missing = 0
-		for seq := range want {
-			if seen[fmt.Sprintf("seq-%d", seq)] == 0 {
-				missing++
-			}
-		}
-		mu.Unlock()
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if missing > 0 {
+	if missing := sink.waitDelivered(want); missing > 0 {
 		t.Errorf("%d device events never reached the webhook", missing)
 	}
 	var failed []struct{ Error string }
@@ -293,22 +202,11 @@ channels:
 	if len(failed) > 0 {
 		t.Errorf("%d failed runs, e.g. %s", len(failed), failed[0].Error)
 	}
-	mu.Lock()
-	ticks, twice, extra := 0, 0, 0
-	for k, n := range seen {
-		if strings.HasPrefix(k, "tick-") {
-			ticks++
-			if n > 1 {
-				twice++
-			}
-		}
-		extra += n - 1
-	}
-	mu.Unlock()
+	ticks, twice, extra := sink.ticks()
 	running := time.Since(applied)
 	if ticks == 0 || ticks > int(running/time.Second)+1 || twice > 0 {
 		t.Errorf("%d timer firings (%d twice) in %s at 1s", ticks, twice, running.Round(time.Second))
 	}
 	t.Logf("external NATS: %d of %d publishes accepted on two nodes, each stored once; node a moved off %s in %s; timer %d periods, %d twice; webhook deliveries beyond the first: %d",
-		len(want), next.Load(), gone, moved.Round(time.Millisecond), ticks, twice, extra)
+		len(want), tried, gone, moved.Round(time.Millisecond), ticks, twice, extra)
 }

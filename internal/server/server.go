@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -112,12 +111,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (_ *Server, err e
 
 	syncEvery, _ := cfg.NATSSyncInterval() // checked by config validation
 	busCfg := bus.Config{URL: cfg.NATS, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Name: cfg.NodeName, SyncInterval: syncEvery, Token: cfg.NATSToken,
-		ClusterListen: cfg.NATSCluster, ClusterName: cfg.NATSClusterName, Replicas: cfg.Replicas()}
-	for _, r := range strings.Split(cfg.NATSRoutes, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			busCfg.Routes = append(busCfg.Routes, r)
-		}
-	}
+		ClusterListen: cfg.NATSCluster, Routes: cfg.Routes(), ClusterName: cfg.NATSClusterName, Replicas: cfg.Replicas()}
 	if cfg.MQTTEnabled() {
 		// The default :1883 moves aside when taken; an address asked for must be had.
 		busCfg.MQTTListen, busCfg.MQTTFallback = cfg.MQTTListen, !cfg.IsSet("mqtt-listen")
